@@ -1,0 +1,133 @@
+"""index.db: the SQLCipher full-text index (FTS5), derived from the sealed OCR text.
+
+Its random 32-byte key is wrapped to the recipient in the catalog; only
+interactive commands (which hold the identity) can open it. It can be
+deleted and rebuilt from the sealed payloads at any time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlcipher3
+
+from scanarchive.errors import IntegrityError, TransientError, UsageError
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS docs (record_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
+    " client_code TEXT, session_date TEXT, record_class TEXT)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5("
+    " body, record_id UNINDEXED, page UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')",
+)
+_TOKEN = re.compile(r"[^\W_]+\*?", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Hit:
+    record_id: str
+    client_code: str | None
+    session_date: str | None
+    record_class: str | None
+    page: int
+    snippet: str
+    rank: float  # bm25: lower is better
+
+
+def build_match(query: str) -> str:
+    """Whole words (and `word*` prefixes), all required. Anything else is ignored,
+    so user input can never inject FTS5 syntax."""
+    terms = []
+    for token in _TOKEN.findall(query):
+        word, star = token.rstrip("*"), token.endswith("*")
+        if word:
+            terms.append(f'"{word}"' + ("*" if star else ""))
+    if not terms:
+        raise UsageError("the search has no words in it", hint="Search for a word from the note, e.g. 'insomnia'.")
+    return " AND ".join(terms)
+
+
+class SearchIndex:
+    def __init__(self, path: Path, key: bytes) -> None:
+        self.path = path
+        self.db = sqlcipher3.connect(str(path), timeout=30, isolation_level=None)
+        self.db.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        try:
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            self.db.execute("PRAGMA secure_delete = ON")
+            for statement in SCHEMA:
+                self.db.execute(statement)
+        except sqlcipher3.DatabaseError as exc:
+            self.db.close()
+            raise IntegrityError(f"the search index {path.name} does not open with its key ({exc})") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def last_seq(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+        return int(row[0]) if row else 0
+
+    def begin(self) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlcipher3.OperationalError as exc:
+            raise TransientError("the search index is busy (another scanarchive command is using it)") from exc
+
+    def commit(self) -> None:
+        self.db.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.db.execute("ROLLBACK")
+
+    def add_record(
+        self,
+        seq: int,
+        record_id: str,
+        client_code: str | None,
+        session_date: str | None,
+        record_class: str,
+        pages: list[tuple[int, str]],
+    ) -> None:
+        """Add one record's pages (inside the caller's transaction) and advance last_seq."""
+        self.db.execute("DELETE FROM pages WHERE record_id = ?", (record_id,))
+        self.db.execute(
+            "INSERT OR REPLACE INTO docs(record_id, seq, client_code, session_date, record_class) VALUES (?,?,?,?,?)",
+            (record_id, seq, client_code, session_date, record_class),
+        )
+        self.db.executemany(
+            "INSERT INTO pages(body, record_id, page) VALUES (?,?,?)",
+            [(text, record_id, page) for page, text in pages],
+        )
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', ?)", (str(seq),))
+
+    def search(
+        self,
+        query: str,
+        *,
+        client: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 20,
+    ) -> list[Hit]:
+        sql = (
+            "SELECT p.record_id, d.client_code, d.session_date, d.record_class, p.page,"
+            " snippet(pages, 0, '[', ']', '…', 10), bm25(pages)"
+            " FROM pages p JOIN docs d ON d.record_id = p.record_id WHERE pages MATCH ?"
+        )
+        params: list[object] = [build_match(query)]
+        if client is not None:
+            sql += " AND d.client_code = ?"
+            params.append(client)
+        if since is not None:
+            sql += " AND d.session_date >= ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND d.session_date <= ?"
+            params.append(until)
+        sql += " ORDER BY bm25(pages) LIMIT ?"
+        params.append(limit)
+        rows = self.db.execute(sql, params).fetchall()
+        return [Hit(r[0], r[1], r[2], r[3], int(r[4]), str(r[5]).replace("\n", " "), float(r[6])) for r in rows]

@@ -1,0 +1,185 @@
+"""The archive folder: its layout, creation, and the operations that need the key.
+
+    ARCHIVE/
+      config.toml    recipient (public key) and settings
+      identity.enc   passphrase-encrypted private key
+      catalog.db     records and wrapped keys (no clinical content)
+      index.db       SQLCipher full-text index (derived)
+      objects/ab/…   sealed payloads named by SHA-256 of the ciphertext
+
+Everything is created 0700 (folders) / 0600 (files).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from scanarchive.archive.catalog import Catalog, RecordRow
+from scanarchive.archive.index import SearchIndex
+from scanarchive.archive.store import BlobStore, write_atomic
+from scanarchive.config import ArchiveConfig, parse_config, render_config
+from scanarchive.crypto import keys, seal
+from scanarchive.errors import ArchiveExists, ArchiveNotFound, IntegrityError
+from scanarchive.ocr.engine import PageText, from_json
+
+log = logging.getLogger(__name__)
+
+CONFIG = "config.toml"
+IDENTITY = "identity.enc"
+CATALOG = "catalog.db"
+INDEX = "index.db"
+OBJECTS = "objects"
+
+
+def record_context(record_id: str) -> bytes:
+    """What a record key is wrapped with (binds the wrapped key to its record)."""
+    return b"record:" + uuid.UUID(record_id).bytes
+
+
+def index_context(generation: int) -> bytes:
+    return b"index:" + str(generation).encode()
+
+
+@dataclass
+class SyncReport:
+    added: int
+    skipped: list[str]  # records that could not be opened (named by id)
+
+
+class Archive:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        config_path = root / CONFIG
+        if not config_path.is_file():
+            raise ArchiveNotFound(f"there is no scanarchive archive at {root}")
+        self.config: ArchiveConfig = parse_config(config_path.read_text(encoding="utf-8"))
+        self.store = BlobStore(root / OBJECTS)
+        self.catalog = Catalog(root / CATALOG)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def identity_path(self) -> Path:
+        return self.root / IDENTITY
+
+    # --- creation -----------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: Path, passphrase: str, kdf_seconds: float = 0.75) -> Archive:
+        if (root / CONFIG).exists() or (root / IDENTITY).exists() or (root / CATALOG).exists():
+            raise ArchiveExists(f"{root} already holds a scanarchive archive")
+        if root.exists() and any(root.iterdir()):
+            raise ArchiveExists(f"{root} is not empty", hint="Choose a new or empty folder for the archive.")
+        old_umask = os.umask(0o077)
+        try:
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            root.chmod(0o700)
+            identity = keys.Identity.generate()
+            log_n = keys.calibrate_log_n(kdf_seconds)
+            write_atomic(root / IDENTITY, keys.seal_identity(identity, passphrase, log_n))
+            (root / OBJECTS).mkdir(mode=0o700)
+            Catalog(root / CATALOG).close()
+            archive_id = str(uuid.uuid4())
+            write_atomic(root / CONFIG, render_config(archive_id, identity.recipient).encode("utf-8"))
+        finally:
+            os.umask(old_umask)
+        log.info("archive created at %s", root)
+        return cls(root)
+
+    # --- reading (needs the identity) ---------------------------------------
+
+    def unlock(self, passphrase: str) -> keys.Identity:
+        identity = keys.load_identity(self.identity_path, passphrase)
+        if identity.recipient != self.config.recipient:
+            raise IntegrityError("identity.enc does not belong to this archive (its key differs from config.toml)")
+        return identity
+
+    def record_key(self, identity: keys.Identity, record: RecordRow) -> bytes:
+        try:
+            return identity.unwrap(self.catalog.wrapped_key(record.id), record_context(record.id))
+        except IntegrityError as exc:
+            raise IntegrityError(f"record {record.id}: {exc.message}") from exc
+
+    def open_section(self, identity: keys.Identity, record: RecordRow, kind: str) -> bytes:
+        """Decrypt one section of a record; damage raises IntegrityError naming the record."""
+        key = self.record_key(identity, record)
+        data = self.store.get(record.blob_sha256)
+        try:
+            return seal.open_section(io.BytesIO(data), key, uuid.UUID(record.id).bytes, kind)
+        except IntegrityError as exc:
+            raise IntegrityError(f"record {record.id}: {exc.message}") from exc
+
+    def ocr_pages(self, identity: keys.Identity, record: RecordRow) -> list[PageText]:
+        return from_json(self.open_section(identity, record, "ocr"))
+
+    def open_index(self, identity: keys.Identity) -> SearchIndex:
+        """Open index.db with its unwrapped key, creating key and index on first use.
+
+        If the index cannot be opened with the current key (lost, damaged, or
+        re-keyed), it is derived data: it is deleted and rebuilt.
+        """
+        current = self.catalog.index_key()
+        path = self.root / INDEX
+        if current is None:
+            generation, key = 1, os.urandom(32)
+            with self.catalog.transaction():
+                self.catalog.add_index_key(
+                    generation, self.config.recipient.key_id, keys.wrap(key, self.config.recipient, index_context(1))
+                )
+            _remove_index(path)
+        else:
+            generation, wrapped = current
+            key = identity.unwrap(wrapped, index_context(generation))
+        try:
+            return _open_index_file(path, key)
+        except IntegrityError:
+            log.warning("search index could not be opened; rebuilding it from the sealed records")
+            _remove_index(path)
+            return _open_index_file(path, key)
+
+    def sync_index(self, identity: keys.Identity, index: SearchIndex) -> SyncReport:
+        """Add every record sealed since the last sync (one transaction per record)."""
+        added, skipped = 0, []
+        for record in self.catalog.records(since_seq=index.last_seq()):
+            try:
+                pages = [(p.page, p.text) for p in self.ocr_pages(identity, record)]
+            except IntegrityError as exc:
+                log.error("%s", exc.message)
+                skipped.append(record.id)
+                pages = []
+            index.begin()
+            try:
+                index.add_record(
+                    record.seq, record.id, record.client_code, record.session_date, record.record_class, pages
+                )
+            except BaseException:
+                index.rollback()
+                raise
+            index.commit()
+            added += 1
+        return SyncReport(added, skipped)
+
+
+def _open_index_file(path: Path, key: bytes) -> SearchIndex:
+    old_umask = os.umask(0o077)
+    try:
+        return SearchIndex(path, key)
+    finally:
+        os.umask(old_umask)
+
+
+def _remove_index(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)

@@ -1,0 +1,52 @@
+"""The scanarchive command line: parse, dispatch, and the one error handler."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from scanarchive import __version__
+from scanarchive.cli import archive_cmds, demo_cmd, ingest_cmds, search_cmds
+from scanarchive.errors import report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--archive",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="the archive folder (else $SCANARCHIVE_ARCHIVE, else ~/.local/share/scanarchive)",
+    )
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show a traceback on errors")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log each step")
+    parser = argparse.ArgumentParser(
+        prog="scanarchive",
+        parents=[common],
+        description="Encrypted, searchable archive of scanned handwritten session notes. Everything stays on this machine.",
+    )
+    parser.add_argument("--version", action="version", version=f"scanarchive {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (archive_cmds, ingest_cmds, search_cmds, demo_cmd):
+        module.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.debug = getattr(args, "debug", False)
+    args.verbose = getattr(args, "verbose", False)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="scanarchive: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (Exception, KeyboardInterrupt) as exc:
+        return report(exc, debug=args.debug)

@@ -1,0 +1,42 @@
+"""Where the passphrase comes from: --passphrase-file, $SCANARCHIVE_PASSPHRASE_FILE, or the terminal.
+
+The passphrase is never taken from an argument or an environment variable's
+value (both are visible to other processes), only from a file or the terminal.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from scanarchive.config import ENV_PASSPHRASE_FILE
+from scanarchive.errors import UsageError
+
+
+def read_passphrase_file(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"the passphrase file {path} cannot be read ({exc.strerror})") from exc
+    return text[:-1] if text.endswith("\n") else text
+
+
+def get_passphrase(file: Path | None, *, confirm: bool = False, prompt: str = "Passphrase: ") -> str:
+    if file is None and os.environ.get(ENV_PASSPHRASE_FILE):
+        file = Path(os.environ[ENV_PASSPHRASE_FILE])
+    if file is not None:
+        passphrase = read_passphrase_file(file)
+    else:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "a passphrase is needed and there is no terminal to ask on",
+                hint=f"Give --passphrase-file FILE or set {ENV_PASSPHRASE_FILE}.",
+            )
+        passphrase = getpass.getpass(prompt)
+        if confirm and getpass.getpass("Same passphrase again: ") != passphrase:
+            raise UsageError("the two passphrases differ; nothing was changed")
+    if not passphrase:
+        raise UsageError("an empty passphrase is not allowed", hint="Choose a passphrase of several words.")
+    return passphrase

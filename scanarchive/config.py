@@ -1,0 +1,100 @@
+"""Typed, validated settings: where the archive is and what its config.toml says."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from scanarchive.crypto.keys import Recipient
+from scanarchive.errors import ConfigError
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+ENV_ARCHIVE = "SCANARCHIVE_ARCHIVE"
+ENV_PASSPHRASE_FILE = "SCANARCHIVE_PASSPHRASE_FILE"
+
+
+def default_archive_dir() -> Path:
+    """--archive DIR, else $SCANARCHIVE_ARCHIVE, else the XDG data dir."""
+    env = os.environ.get(ENV_ARCHIVE)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "scanarchive"
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    max_file_mb: int = 512
+    max_pages: int = 500
+    max_megapixels: int = 250
+    ocr_timeout_seconds: float = 180.0
+    ocr_languages: str = "eng"
+    jobs: int = 0
+
+    def __post_init__(self) -> None:
+        _bound("ingest.max_file_mb", self.max_file_mb, 1, 100_000)
+        _bound("ingest.max_pages", self.max_pages, 1, 100_000)
+        _bound("ingest.max_megapixels", self.max_megapixels, 1, 2_000)
+        _bound("ingest.ocr_timeout_seconds", self.ocr_timeout_seconds, 1, 3600)
+        _bound("ingest.jobs", self.jobs, 0, 256)
+        if not all(part.isalnum() or part == "_" for part in self.ocr_languages.replace("_", "").split("+")):
+            raise ConfigError(f"ingest.ocr_languages {self.ocr_languages!r} is not a list of language codes like 'eng+deu'")
+
+    @property
+    def effective_jobs(self) -> int:
+        return self.jobs or len(os.sched_getaffinity(0)) or 1
+
+
+def _bound(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ConfigError(f"{name} must be a number from {low} to {high} (it is {value!r})")
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    archive_id: str
+    recipient: Recipient
+    format_version: int = 1
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+
+
+def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] in config.toml must be a table")
+    return value
+
+
+def parse_config(text: str) -> ArchiveConfig:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config.toml is not valid TOML ({exc})") from exc
+    archive = _section(doc, "archive")
+    try:
+        archive_id = str(archive["id"])
+        recipient = Recipient.decode(str(archive["recipient"]))
+    except KeyError as exc:
+        raise ConfigError(f"config.toml lacks archive.{exc.args[0]}") from exc
+    version = archive.get("format_version", 1)
+    if version != 1:
+        raise ConfigError(f"config.toml has format_version {version!r}, which this scanarchive does not know")
+    ingest_doc = _section(doc, "ingest")
+    known = {f.name for f in fields(IngestSettings)}
+    unknown = sorted(set(ingest_doc) - known)
+    if unknown:
+        raise ConfigError(f"config.toml has unknown setting(s) ingest.{', ingest.'.join(unknown)}")
+    try:
+        ingest = IngestSettings(**ingest_doc)
+    except TypeError as exc:
+        raise ConfigError(f"config.toml [ingest] is invalid ({exc})") from exc
+    return ArchiveConfig(archive_id=archive_id, recipient=recipient, ingest=ingest)
+
+
+def render_config(archive_id: str, recipient: Recipient) -> str:
+    """The commented default config (config/default.toml) with this archive's values filled in."""
+    template = TEMPLATE.read_text(encoding="utf-8")
+    return template.replace("{archive_id}", archive_id).replace("{recipient}", recipient.encode())

@@ -1,0 +1,223 @@
+"""Sniff a scan by its magic bytes, enforce limits, and yield its pages for OCR.
+
+Everything works on the bytes read once from the source, so what is checked,
+OCR'd, sealed and hashed is exactly the same data. Every rejection is an
+InputRejected with a reason a clinician can act on.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pikepdf
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from scanarchive.config import IngestSettings
+from scanarchive.errors import InputRejected
+from scanarchive.pages import poppler
+
+MAX_SIDE = 32767  # Tesseract refuses larger images
+OCR_DPI = 300
+# Pillow's own default until ingest applies the configured limit; set at import
+# so that every process that loads this module has a limit (OCRmyPDF: 250 MP).
+Image.MAX_IMAGE_PIXELS = 250_000_000
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"II+\x00", "tiff"),  # BigTIFF
+    (b"MM\x00+", "tiff"),
+)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A checked scan: its kind, bytes and page count."""
+
+    kind: str  # "pdf" | "png" | "jpeg" | "tiff"
+    data: bytes
+    page_count: int
+    pdf_page_sizes: tuple[tuple[float, float], ...] = ()  # points (1/72 in), PDFs only
+
+
+def sniff(data: bytes) -> str:
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    if b"%PDF-" in data[:1024]:
+        return "pdf"
+    if not data:
+        raise InputRejected("the file is empty (0 bytes): the scan failed or was not copied completely")
+    head = data[:4096]
+    try:
+        head.decode("utf-8")
+        looks_text = all(c >= 0x20 or c in b"\t\r\n" for c in head)
+    except UnicodeDecodeError:
+        looks_text = False
+    if looks_text:
+        raise InputRejected("the file is text, not a scanned image, whatever its name says")
+    raise InputRejected("the file is not a format scanarchive accepts (PDF, TIFF, PNG or JPEG)")
+
+
+def check(data: bytes, settings: IngestSettings) -> Scan:
+    """Refuse what cannot be archived; return the scan with its page count."""
+    if len(data) > settings.max_file_mb * 1024 * 1024:
+        raise InputRejected(
+            f"the file is larger than the limit of {settings.max_file_mb} MB (ingest.max_file_mb)"
+        )
+    kind = sniff(data)
+    if kind == "pdf":
+        sizes = _pdf_page_sizes(data, settings)
+        pages = len(sizes)
+    else:
+        sizes, pages = (), _image_page_count(data, settings)
+    if pages > settings.max_pages:
+        raise InputRejected(f"the file has {pages} pages; the limit is {settings.max_pages} (ingest.max_pages)")
+    return Scan(kind, data, pages, sizes)
+
+
+def _pdf_page_sizes(data: bytes, settings: IngestSettings) -> tuple[tuple[float, float], ...]:
+    try:
+        with pikepdf.open(io.BytesIO(data)) as pdf:
+            count = len(pdf.pages)
+            if count > settings.max_pages:
+                raise InputRejected(
+                    f"the file has {count} pages; the limit is {settings.max_pages} (ingest.max_pages)"
+                )
+            sizes = []
+            for page in pdf.pages:
+                box = [float(v) for v in page.mediabox]
+                sizes.append((abs(box[2] - box[0]), abs(box[3] - box[1])))
+    except pikepdf.PasswordError as exc:
+        raise InputRejected(
+            "the PDF is password-protected, so it cannot be read",
+            hint="Scan the note again without a password; the archive encrypts it anyway.",
+        ) from exc
+    except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
+        raise InputRejected("the PDF is damaged and cannot be read") from exc
+    if count == 0:
+        raise InputRejected("the PDF has no pages")
+    return tuple(sizes)
+
+
+def _open_image(data: bytes, settings: IngestSettings) -> Image.Image:
+    Image.MAX_IMAGE_PIXELS = settings.max_megapixels * 1_000_000
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputRejected(
+            f"the image claims more than {settings.max_megapixels} megapixels: it is not a normal scan "
+            "(possibly a 'decompression bomb')"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise InputRejected("the image is damaged: its header cannot be read") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputRejected("the image is damaged and cannot be read") from exc
+
+
+def _check_frame(frame: Image.Image, settings: IngestSettings, number: int) -> None:
+    width, height = frame.size
+    where = f"page {number}" if number > 1 else "the image"
+    if width < 1 or height < 1:
+        raise InputRejected(f"{where} has no pixels ({width}×{height})")
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise InputRejected(f"{where} is {width}×{height} pixels; the largest side allowed is {MAX_SIDE}")
+    if width * height > settings.max_megapixels * 1_000_000:
+        raise InputRejected(
+            f"{where} has more than {settings.max_megapixels} megapixels (possibly a 'decompression bomb')"
+        )
+
+
+def _image_page_count(data: bytes, settings: IngestSettings) -> int:
+    """Decode every frame fully, so truncation is found now and not halfway through OCR."""
+    count = 0
+    for _ in iter_image_pages(data, settings):
+        count += 1
+        if count > settings.max_pages:
+            break
+    return count
+
+
+def iter_image_pages(data: bytes, settings: IngestSettings) -> Iterator[Image.Image]:
+    image = _open_image(data, settings)
+    number = 0
+    try:
+        while True:
+            number += 1
+            _check_frame(image, settings, number)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    image.load()
+                    frame = image.copy()
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as exc:
+                where = f"page {number}" if number > 1 else "the image"
+                raise InputRejected(f"{where} is damaged or truncated and cannot be read completely") from exc
+            yield frame
+            try:
+                image.seek(number)
+            except EOFError:
+                return
+            except (OSError, ValueError) as exc:
+                raise InputRejected(f"page {number + 1} is damaged and cannot be read") from exc
+    finally:
+        image.close()
+
+
+def ocr_ready(frame: Image.Image) -> Image.Image:
+    """Grayscale copy for OCR only (the archived image is never altered)."""
+    if frame.mode in ("RGBA", "LA", "P"):
+        frame = frame.convert("RGBA")
+        background = Image.new("RGBA", frame.size, (255, 255, 255, 255))
+        frame = Image.alpha_composite(background, frame)
+    gray = ImageOps.grayscale(frame) if frame.mode != "L" else frame
+    return gray
+
+
+PageSource = Callable[[str], bytes]  # (private temp dir) -> PNG bytes of one page
+
+
+def iter_ocr_pages(scan: Scan, settings: IngestSettings, timeout: float) -> Iterator[tuple[int, PageSource]]:
+    """(page number, how to get its PNG for OCR) for every page, lazily.
+
+    Image frames are decoded here, in order (TIFF frames must be read in
+    sequence); PDF pages are rendered by the worker that calls the source, so
+    a page that fails to render fails alone.
+    """
+    if scan.kind == "pdf":
+        budget = settings.max_megapixels * 1_000_000
+        for number, (width_pt, height_pt) in enumerate(scan.pdf_page_sizes, start=1):
+            # Lower the resolution for huge pages so the raster stays within the pixel limit.
+            area_in2 = max(width_pt * height_pt / (72 * 72), 1e-6)
+            dpi = max(10, min(OCR_DPI, int((budget / area_in2) ** 0.5)))
+            yield number, functools.partial(_render_pdf_page, scan.data, number, dpi, timeout)
+        return
+    for number, frame in enumerate(iter_image_pages(scan.data, settings), start=1):
+        dpi = frame.info.get("dpi", (OCR_DPI, OCR_DPI))
+        out = io.BytesIO()
+        ocr_ready(frame).save(out, format="PNG", compress_level=1, dpi=_clean_dpi(dpi))
+        png = out.getvalue()
+        yield number, lambda _tmp, png=png: png  # type: ignore[misc]
+
+
+def _render_pdf_page(pdf: bytes, number: int, dpi: int, timeout: float, tmpdir: str) -> bytes:
+    return poppler.render_page(pdf, number, dpi, timeout=timeout, cwd=tmpdir)
+
+
+def _clean_dpi(dpi: object) -> tuple[int, int]:
+    try:
+        x, y = dpi  # type: ignore[misc]
+        xi, yi = int(round(float(x))), int(round(float(y)))
+    except (TypeError, ValueError):
+        return (OCR_DPI, OCR_DPI)
+    if not (50 <= xi <= 2400 and 50 <= yi <= 2400):
+        return (OCR_DPI, OCR_DPI)
+    return (xi, yi)

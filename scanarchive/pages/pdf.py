@@ -1,0 +1,48 @@
+"""Build the record's PDF without lossy recompression: the scan is the record.
+
+A PDF input is kept byte for byte. Images go through img2pdf, which embeds
+JPEG data as-is and PNG/TIFF data losslessly. Where img2pdf refuses an image
+(an alpha channel, an odd TIFF), the pages are decoded and stored as PNG —
+still lossless — after flattening any transparency onto white paper.
+"""
+
+from __future__ import annotations
+
+import io
+
+import img2pdf
+from PIL import Image
+
+from scanarchive.config import IngestSettings
+from scanarchive.errors import InputRejected
+from scanarchive.pages.load import Scan, iter_image_pages
+
+
+
+def build_pdf(scan: Scan, settings: IngestSettings) -> bytes:
+    if scan.kind == "pdf":
+        return scan.data
+    try:
+        return bytes(img2pdf.convert(scan.data, rotation=img2pdf.Rotation.ifvalid))
+    except Exception:  # img2pdf raises many types (AlphaChannelError, ValueError, …); fall back losslessly
+        pass
+    pngs: list[bytes] = []
+    for frame in iter_image_pages(scan.data, settings):
+        pngs.append(_png(frame))
+    try:
+        return bytes(img2pdf.convert(pngs, rotation=img2pdf.Rotation.ifvalid))
+    except Exception as exc:
+        raise InputRejected("the image cannot be stored as a PDF page") from exc
+
+
+def _png(frame: Image.Image) -> bytes:
+    if frame.mode in ("RGBA", "LA", "PA") or (frame.mode == "P" and "transparency" in frame.info):
+        rgba = frame.convert("RGBA")
+        flat = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        frame = Image.alpha_composite(flat, rgba).convert("RGB")
+    elif frame.mode not in ("1", "L", "RGB", "P"):
+        frame = frame.convert("RGB")
+    out = io.BytesIO()
+    dpi = frame.info.get("dpi")
+    frame.save(out, format="PNG", dpi=dpi) if dpi else frame.save(out, format="PNG")
+    return out.getvalue()

@@ -1,0 +1,70 @@
+"""Small helpers for the tests: run the real CLI, look for plaintext on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from scanarchive.cli.main import main
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> Run:
+    """Run the real command line in this process (fast); returns exit code and output."""
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return Run(code, captured.out, captured.err)
+
+
+def cli_process(*argv: str | Path, env: dict[str, str] | None = None, timeout: float = 300) -> Run:
+    """Run `python -m scanarchive` as a real subprocess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "scanarchive", *[str(a) for a in argv]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def note_words(lines: list[str], min_len: int = 4) -> set[str]:
+    return {w.lower() for line in lines for w in re.findall(r"[A-Za-z]+", line) if len(w) >= min_len}
+
+
+def find_plaintext(roots: list[Path], words: set[str], extra_text: str = "") -> list[str]:
+    """Every (file, word) where a word appears, in any case, in any file under roots or in extra_text."""
+    found: list[str] = []
+    patterns = {w: re.compile(re.escape(w.encode()), re.IGNORECASE) for w in words}
+    for root in roots:
+        if not root.exists():
+            continue
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for path in files:
+            data = path.read_bytes()
+            for word, pattern in patterns.items():
+                if pattern.search(data):
+                    found.append(f"{path}: {word}")
+    for word in words:
+        if word in extra_text.lower():
+            found.append(f"<logs>: {word}")
+    return found
