@@ -41,7 +41,9 @@ class IngestSettings:
         _bound("ingest.ocr_timeout_seconds", self.ocr_timeout_seconds, 1, 3600)
         _bound("ingest.jobs", self.jobs, 0, 256)
         if not all(part.isalnum() or part == "_" for part in self.ocr_languages.replace("_", "").split("+")):
-            raise ConfigError(f"ingest.ocr_languages {self.ocr_languages!r} is not a list of language codes like 'eng+deu'")
+            raise ConfigError(
+                f"ingest.ocr_languages {self.ocr_languages!r} is not a list of language codes like 'eng+deu'"
+            )
 
     @property
     def effective_jobs(self) -> int:

@@ -29,7 +29,7 @@ from scanarchive.config import IngestSettings
 from scanarchive.crypto import keys, seal
 from scanarchive.errors import InputRejected, IntegrityError, TransientError
 from scanarchive.ocr import engine, tesseract
-from scanarchive.pages import load, pdf
+from scanarchive.pages import load, pdf, poppler
 from scanarchive.tempdir import private_tempdir
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def recognise_with_tesseract(settings: IngestSettings, tmpdir: Path) -> engine.P
         except engine.OcrFailed as exc:
             log.warning("page %d: OCR failed (%s); the page is archived and flagged", number, exc.message)
             return engine.PageText(number, "timeout" if exc.timed_out else "failed", exc.message, name)
-        except load.poppler.PageRenderError as exc:
+        except poppler.PageRenderError as exc:
             log.warning("page %d: %s; the page is archived and flagged", number, exc.message)
             return engine.PageText(number, "failed", exc.message, name)
         return engine.PageText(number, "ok", "", name, words)

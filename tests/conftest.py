@@ -25,9 +25,7 @@ PASSPHRASE = "correct horse battery staple 42"
 @pytest.fixture(autouse=True, scope="session")
 def block_network() -> Iterator[None]:
     restore = install_netblock()
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(TESTS / "netblock"), *filter(None, [os.environ.get("PYTHONPATH")])]
-    )
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS / "netblock"), *filter(None, [os.environ.get("PYTHONPATH")])])
     yield
     restore()
 
@@ -56,5 +54,27 @@ def archive_dir(tmp_path: Path, passphrase_file: Path) -> Path:
     from scanarchive.cli.main import main
 
     root = tmp_path / "archive"
-    assert main(["--archive", str(root), "init", "--passphrase-file", str(passphrase_file), "--kdf-seconds", "0.01"]) == 0
+    assert (
+        main(["--archive", str(root), "init", "--passphrase-file", str(passphrase_file), "--kdf-seconds", "0.01"]) == 0
+    )
     return root
+
+
+@pytest.fixture
+def small_scan(tmp_path: Path) -> Path:
+    """One synthetic handwritten note as a 300 dpi PNG in tmp/drop/."""
+    from helpers import render_note
+
+    drop = tmp_path / "drop"
+    drop.mkdir(exist_ok=True)
+    image, _ = render_note(seed=3)
+    path = drop / "note-3.png"
+    image.save(path, dpi=(300, 300))
+    return path
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that collects no test is a failure, never a silent pass (pytest's exit 5)."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("\nscanarchive: no tests were collected; that is a failure.", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from scanarchive import synth
 from scanarchive.cli.main import main
 
 
@@ -68,3 +70,20 @@ def find_plaintext(roots: list[Path], words: set[str], extra_text: str = "") -> 
         if word in extra_text.lower():
             found.append(f"<logs>: {word}")
     return found
+
+
+def render_note(
+    seed: int = 1,
+    *,
+    width_in: float = 7.5,
+    height_in: float = 4.5,
+    noise: float = 6.0,
+    rotation_deg: float = 1.2,
+    sentences: int = 3,
+) -> tuple[Image.Image, list[str]]:
+    """A synthetic handwritten note (handwriting font, rotation, noise) and its lines."""
+    lines = synth.synthetic_note(seed, sentences=sentences)
+    image = synth.render_page(
+        lines, width_in=width_in, height_in=height_in, rotation_deg=rotation_deg, noise=noise, blur=0.4, seed=seed
+    )
+    return image, lines

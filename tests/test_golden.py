@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from helpers import cli
+
 from scanarchive.archive.layout import Archive
 
 GOLDEN = Path(__file__).parent / "data" / "golden"

@@ -83,7 +83,7 @@ def test_damage_is_detected(case: str) -> None:
 
 def test_blob_of_another_record_is_refused() -> None:
     blob = _blob(b"pdf")
-    with pytest.raises(IntegrityError, match="another record|authentication"):
+    with pytest.raises(IntegrityError, match=r"another record|authentication"):
         seal.open_blob(blob, KEY, uuid.uuid4().bytes)
 
 

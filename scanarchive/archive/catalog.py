@@ -178,16 +178,12 @@ class Catalog:
                 row.status,
             ),
         )
-        self.db.execute(
-            "INSERT INTO record_keys(record_id, key_id, wrapped) VALUES (?,?,?)", (row.id, key_id, wrapped)
-        )
+        self.db.execute("INSERT INTO record_keys(record_id, key_id, wrapped) VALUES (?,?,?)", (row.id, key_id, wrapped))
 
     def record(self, record_id: str) -> RecordRow:
         row = self.db.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
         if row is None:
-            matches = self.db.execute(
-                "SELECT * FROM records WHERE id LIKE ? || '%' LIMIT 2", (record_id,)
-            ).fetchall()
+            matches = self.db.execute("SELECT * FROM records WHERE id LIKE ? || '%' LIMIT 2", (record_id,)).fetchall()
             if len(matches) == 1 and len(record_id) >= 6:
                 return RecordRow.from_row(matches[0])
             raise RecordNotFound(f"there is no record {record_id!r} in this archive")
@@ -232,9 +228,7 @@ class Catalog:
     # --- index key ----------------------------------------------------------
 
     def index_key(self) -> tuple[int, bytes] | None:
-        row = self.db.execute(
-            "SELECT generation, wrapped FROM index_keys ORDER BY generation DESC LIMIT 1"
-        ).fetchone()
+        row = self.db.execute("SELECT generation, wrapped FROM index_keys ORDER BY generation DESC LIMIT 1").fetchone()
         return None if row is None else (int(row[0]), bytes(row[1]))
 
     def add_index_key(self, generation: int, key_id: str, wrapped: bytes) -> None:

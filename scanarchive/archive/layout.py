@@ -12,6 +12,7 @@ Everything is created 0700 (folders) / 0600 (files).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -115,7 +116,14 @@ class Archive:
     def open_section(self, identity: keys.Identity, record: RecordRow, kind: str) -> bytes:
         """Decrypt one section of a record; damage raises IntegrityError naming the record."""
         key = self.record_key(identity, record)
-        data = self.store.get(record.blob_sha256)
+        try:
+            data = self.store.get(record.blob_sha256)
+        except IntegrityError as exc:
+            raise IntegrityError(f"record {record.id}: {exc.message}") from exc
+        if hashlib.sha256(data).hexdigest() != record.blob_sha256:
+            # Checked before decrypting: damage anywhere in the blob is reported, even
+            # in a section this read does not need.
+            raise IntegrityError(f"record {record.id}: its blob is damaged (its SHA-256 does not match its name)")
         try:
             return seal.open_section(io.BytesIO(data), key, uuid.UUID(record.id).bytes, kind)
         except IntegrityError as exc:

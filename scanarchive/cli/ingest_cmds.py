@@ -20,8 +20,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="PDF, TIFF, PNG or JPEG scans")
     p.add_argument("--client", type=client_code, help="the client's code (the practice's pseudonym, not a name)")
     p.add_argument("--date", type=iso_date, help="session date, YYYY-MM-DD")
-    p.add_argument("--class", dest="record_class", type=record_class, default="progress",
-                   help="progress (default) or psychotherapy")
+    p.add_argument(
+        "--class",
+        dest="record_class",
+        type=record_class,
+        default="progress",
+        help="progress (default) or psychotherapy",
+    )
     p.add_argument("--keep-source", action="store_true", help="leave the scan file in place after sealing")
     p.set_defaults(func=cmd_ingest)
 

@@ -20,10 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="the archive folder (else $SCANARCHIVE_ARCHIVE, else ~/.local/share/scanarchive)",
     )
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show a traceback on errors")
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="log each step")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show a traceback on errors")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log each step")
     parser = argparse.ArgumentParser(
         prog="scanarchive",
         parents=[common],

@@ -58,10 +58,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not hits:
         print("No notes match.")
         return 0
-    for hit in hits:
+    for position, hit in enumerate(hits, start=1):
         who = hit.client_code or "unfiled"
         when = hit.session_date or "no date"
-        print(f"{hit.record_id}  {who}  {when}  page {hit.page}  (rank {hit.rank:.2f})")
+        print(f"{position:>3}. {hit.record_id}  {who}  {when}  page {hit.page}")
         print(f"    {hit.snippet}")
     print(f"{len(hits)} result(s).")
     return 0

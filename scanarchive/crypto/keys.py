@@ -112,9 +112,7 @@ class Identity:
 
 
 def _wrap_key(shared: bytes, eph_pub: bytes, recipient_pub: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + recipient_pub, info=_WRAP_INFO).derive(
-        shared
-    )
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=eph_pub + recipient_pub, info=_WRAP_INFO).derive(shared)
 
 
 def _wrap_aad(context: bytes) -> bytes:
@@ -133,9 +131,7 @@ def wrap(key: bytes, recipient: Recipient, context: bytes) -> bytes:
     eph = X25519PrivateKey.generate()
     eph_pub = _raw_public(eph.public_key())
     shared = eph.exchange(X25519PublicKey.from_public_bytes(recipient.public))
-    body = ChaCha20Poly1305(_wrap_key(shared, eph_pub, recipient.public)).encrypt(
-        _ZERO_NONCE, key, _wrap_aad(context)
-    )
+    body = ChaCha20Poly1305(_wrap_key(shared, eph_pub, recipient.public)).encrypt(_ZERO_NONCE, key, _wrap_aad(context))
     return bytes([WRAP_VERSION]) + eph_pub + body
 
 
@@ -213,9 +209,7 @@ def open_identity(data: bytes, passphrase: str) -> Identity:
         raw = ChaCha20Poly1305(key).decrypt(nonce, ciphertext, _identity_aad(doc))
     except InvalidTag as exc:
         # A wrong passphrase and an edited file look the same to the AEAD.
-        raise WrongPassphrase(
-            "the passphrase does not unlock this archive (or identity.enc was altered)"
-        ) from exc
+        raise WrongPassphrase("the passphrase does not unlock this archive (or identity.enc was altered)") from exc
     identity = Identity(X25519PrivateKey.from_private_bytes(raw))
     if identity.recipient.encode() != doc["recipient"]:
         raise IntegrityError("identity.enc is damaged: its key does not match its recipient")

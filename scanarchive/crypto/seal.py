@@ -51,9 +51,9 @@ class SealError(IntegrityError):
 
 def derive(record_key: bytes, salt: bytes, purpose: str) -> bytes:
     """A per-purpose key: purposes never share a key (domain separation)."""
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=salt, info=b"scanarchive v1 " + purpose.encode()
-    ).derive(record_key)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"scanarchive v1 " + purpose.encode()).derive(
+        record_key
+    )
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,7 @@ def seal(record_key: bytes, record_id: bytes, sections: dict[str, bytes], salt: 
     return out.getvalue()
 
 
-def seal_to(
-    out: BinaryIO, record_key: bytes, record_id: bytes, sections: dict[str, bytes], salt: bytes
-) -> None:
+def seal_to(out: BinaryIO, record_key: bytes, record_id: bytes, sections: dict[str, bytes], salt: bytes) -> None:
     if len(record_key) != 32 or len(record_id) != 16 or len(salt) != SALT_LEN:
         raise ValueError("record key, record id or salt has the wrong length")
     head = _FIXED.pack(MAGIC, VERSION, record_id, salt, len(sections))

@@ -68,9 +68,7 @@ def sniff(data: bytes) -> str:
 def check(data: bytes, settings: IngestSettings) -> Scan:
     """Refuse what cannot be archived; return the scan with its page count."""
     if len(data) > settings.max_file_mb * 1024 * 1024:
-        raise InputRejected(
-            f"the file is larger than the limit of {settings.max_file_mb} MB (ingest.max_file_mb)"
-        )
+        raise InputRejected(f"the file is larger than the limit of {settings.max_file_mb} MB (ingest.max_file_mb)")
     kind = sniff(data)
     if kind == "pdf":
         sizes = _pdf_page_sizes(data, settings)
@@ -87,19 +85,19 @@ def _pdf_page_sizes(data: bytes, settings: IngestSettings) -> tuple[tuple[float,
         with pikepdf.open(io.BytesIO(data)) as pdf:
             count = len(pdf.pages)
             if count > settings.max_pages:
-                raise InputRejected(
-                    f"the file has {count} pages; the limit is {settings.max_pages} (ingest.max_pages)"
-                )
+                raise InputRejected(f"the file has {count} pages; the limit is {settings.max_pages} (ingest.max_pages)")
             sizes = []
             for page in pdf.pages:
                 box = [float(v) for v in page.mediabox]
                 sizes.append((abs(box[2] - box[0]), abs(box[3] - box[1])))
+    except InputRejected:
+        raise
     except pikepdf.PasswordError as exc:
         raise InputRejected(
             "the PDF is password-protected, so it cannot be read",
             hint="Scan the note again without a password; the archive encrypts it anyway.",
         ) from exc
-    except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # qpdf raises several types on hostile input; all mean "damaged"
         raise InputRejected("the PDF is damaged and cannot be read") from exc
     if count == 0:
         raise InputRejected("the PDF has no pages")
@@ -110,6 +108,7 @@ def _open_image(data: bytes, settings: IngestSettings) -> Image.Image:
     Image.MAX_IMAGE_PIXELS = settings.max_megapixels * 1_000_000
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -119,7 +118,7 @@ def _open_image(data: bytes, settings: IngestSettings) -> Image.Image:
         ) from exc
     except UnidentifiedImageError as exc:
         raise InputRejected("the image is damaged: its header cannot be read") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # Pillow's parsers raise many types on hostile input; all mean "damaged"
         raise InputRejected("the image is damaged and cannot be read") from exc
 
 
@@ -155,18 +154,21 @@ def iter_image_pages(data: bytes, settings: IngestSettings) -> Iterator[Image.Im
             _check_frame(image, settings, number)
             try:
                 with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
                     warnings.simplefilter("error", Image.DecompressionBombWarning)
                     image.load()
                     frame = image.copy()
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as exc:
+            except Exception as exc:  # any parser failure on this frame means it is damaged
                 where = f"page {number}" if number > 1 else "the image"
                 raise InputRejected(f"{where} is damaged or truncated and cannot be read completely") from exc
             yield frame
             try:
-                image.seek(number)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    image.seek(number)
             except EOFError:
                 return
-            except (OSError, ValueError) as exc:
+            except Exception as exc:
                 raise InputRejected(f"page {number + 1} is damaged and cannot be read") from exc
     finally:
         image.close()
@@ -213,9 +215,10 @@ def _render_pdf_page(pdf: bytes, number: int, dpi: int, timeout: float, tmpdir: 
 
 
 def _clean_dpi(dpi: object) -> tuple[int, int]:
+    if not isinstance(dpi, tuple) or len(dpi) != 2:
+        return (OCR_DPI, OCR_DPI)
     try:
-        x, y = dpi  # type: ignore[misc]
-        xi, yi = int(round(float(x))), int(round(float(y)))
+        xi, yi = round(float(dpi[0])), round(float(dpi[1]))
     except (TypeError, ValueError):
         return (OCR_DPI, OCR_DPI)
     if not (50 <= xi <= 2400 and 50 <= yi <= 2400):

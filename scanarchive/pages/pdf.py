@@ -9,6 +9,7 @@ still lossless — after flattening any transparency onto white paper.
 from __future__ import annotations
 
 import io
+import logging
 
 import img2pdf
 from PIL import Image
@@ -17,6 +18,7 @@ from scanarchive.config import IngestSettings
 from scanarchive.errors import InputRejected
 from scanarchive.pages.load import Scan, iter_image_pages
 
+log = logging.getLogger(__name__)
 
 
 def build_pdf(scan: Scan, settings: IngestSettings) -> bytes:
@@ -24,8 +26,8 @@ def build_pdf(scan: Scan, settings: IngestSettings) -> bytes:
         return scan.data
     try:
         return bytes(img2pdf.convert(scan.data, rotation=img2pdf.Rotation.ifvalid))
-    except Exception:  # img2pdf raises many types (AlphaChannelError, ValueError, …); fall back losslessly
-        pass
+    except Exception as exc:  # img2pdf raises many types (AlphaChannelError, ValueError, …)
+        log.info("img2pdf refused the image as it is (%s); storing its pages as lossless PNG", type(exc).__name__)
     pngs: list[bytes] = []
     for frame in iter_image_pages(scan.data, settings):
         pngs.append(_png(frame))

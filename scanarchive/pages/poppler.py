@@ -26,7 +26,7 @@ def render_page(pdf: bytes, number: int, dpi: int, *, timeout: float, cwd: str |
             hint="Install it: apt-get install poppler-utils",
         )
     cmd = [exe, "-f", str(number), "-l", str(number), "-r", str(dpi), "-gray", "-png", "-singlefile", "-"]
-    env = dict(os.environ, TMPDIR=cwd or os.environ.get("TMPDIR", "/tmp"))
+    env = dict(os.environ, TMPDIR=cwd) if cwd else None
     try:
         proc = subprocess.run(cmd, input=pdf, capture_output=True, timeout=timeout, cwd=cwd, env=env, check=False)
     except subprocess.TimeoutExpired as exc:

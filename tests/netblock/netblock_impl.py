@@ -31,20 +31,20 @@ def install() -> Callable[[], None]:
 
     def sendto(self: socket.socket, *args: Any) -> int:
         _check(self)
-        return original_sendto(self, *args)  # type: ignore[call-overload, no-any-return]
+        return original_sendto(self, *args)
 
     def getaddrinfo(*args: Any, **kwargs: Any) -> Any:
         raise NetworkBlocked("name lookups are blocked during scanarchive's tests")
 
-    socket.socket.connect = connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
-    socket.socket.sendto = sendto  # type: ignore[method-assign, assignment]
-    socket.getaddrinfo = getaddrinfo
+    setattr(socket.socket, "connect", connect)  # noqa: B010 - patching a C type's method
+    setattr(socket.socket, "connect_ex", connect_ex)  # noqa: B010
+    setattr(socket.socket, "sendto", sendto)  # noqa: B010
+    setattr(socket, "getaddrinfo", getaddrinfo)  # noqa: B010
 
     def restore() -> None:
-        socket.socket.connect = original_connect  # type: ignore[method-assign]
-        socket.socket.connect_ex = original_connect_ex  # type: ignore[method-assign]
-        socket.socket.sendto = original_sendto  # type: ignore[method-assign]
-        socket.getaddrinfo = original_getaddrinfo
+        setattr(socket.socket, "connect", original_connect)  # noqa: B010
+        setattr(socket.socket, "connect_ex", original_connect_ex)  # noqa: B010
+        setattr(socket.socket, "sendto", original_sendto)  # noqa: B010
+        setattr(socket, "getaddrinfo", original_getaddrinfo)  # noqa: B010
 
     return restore

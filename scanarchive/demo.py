@@ -1,0 +1,150 @@
+"""The built-in demo: synthetic handwritten scans -> a demo archive -> search -> show.
+
+Every note is generated here from a fixed vocabulary (scanarchive.synth): no
+real client data exists anywhere in the demo. The demo drives the real
+command line, printing each command before it runs it, so what you see is
+exactly what a clinician would type.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from scanarchive import synth
+from scanarchive.archive.layout import Archive
+from scanarchive.errors import ArchiveExists, ScanarchiveError
+
+MARKER = ".scanarchive-demo"
+PASSPHRASE = "demo passphrase - never use for real notes"
+NOTES: tuple[tuple[str, str, str, int, int], ...] = (
+    # file name, client code, session date, synthetic seed, pages
+    ("2026-11-02-scan.png", "DEMO-01", "2026-11-02", 101, 1),
+    ("2026-11-09-scan.tif", "DEMO-02", "2026-11-09", 202, 2),
+    ("2026-11-16-scan.jpg", "DEMO-01", "2026-11-16", 303, 1),
+)
+
+
+def prepare_folder(folder: Path) -> None:
+    if folder.exists():
+        if not (folder / MARKER).exists():
+            if any(folder.iterdir()):
+                raise ArchiveExists(
+                    f"{folder} exists and is not a scanarchive demo folder",
+                    hint="Give the demo an empty or new folder with --dir.",
+                )
+        else:
+            shutil.rmtree(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (folder / MARKER).write_text("made by 'scanarchive demo'; safe to delete\n")
+
+
+def make_scans(drop: Path) -> list[tuple[Path, str, str, list[str]]]:
+    drop.mkdir(mode=0o700, exist_ok=True)
+    made = []
+    for name, client, day, seed, pages in NOTES:
+        lines_all: list[str] = []
+        images = []
+        for page in range(pages):
+            lines = synth.synthetic_note(seed + page, sentences=3)
+            lines_all += lines
+            images.append(
+                synth.render_page(lines, rotation_deg=0.8 - 0.5 * page, noise=4.0, blur=0.3, seed=seed + page)
+            )
+        fmt = {"png": "png", "tif": "tiff", "jpg": "jpeg"}[name.rsplit(".", 1)[1]]
+        synth.write_scan(drop / name, images, fmt)
+        made.append((drop / name, client, day, lines_all))
+    return made
+
+
+def pick_query(archive_root: Path, lines: list[str]) -> str:
+    """A word of the first note that OCR actually read (handwriting OCR misses some)."""
+    candidates = sorted({w.lower() for w in synth.note_words(lines, min_len=6)}, key=len, reverse=True)
+    with Archive(archive_root) as archive:
+        identity = archive.unlock(PASSPHRASE)
+        index = archive.open_index(identity)
+        try:
+            archive.sync_index(identity, index)
+            for word in candidates:
+                if index.search(word, limit=1):
+                    return word
+        finally:
+            index.close()
+    return candidates[0] if candidates else "session"
+
+
+def run(folder: Path, cli: Callable[[Sequence[str]], int], echo: Callable[[str], None] = print) -> int:
+    folder = folder.resolve()
+    prepare_folder(folder)
+    archive = folder / "archive"
+    secret = folder / "passphrase.txt"
+    secret.write_text(PASSPHRASE + "\n")
+    secret.chmod(0o600)
+
+    def step(title: str, *argv: str) -> int:
+        echo("")
+        echo(f"== {title}")
+        echo("$ scanarchive " + " ".join(shlex.quote(a) for a in argv))
+        code = cli(list(argv))
+        if code != 0:
+            raise ScanarchiveError(f"the demo step '{title}' failed (exit {code})")
+        return code
+
+    echo(f"scanarchive demo in {folder}")
+    echo("All notes below are synthetic, generated on this machine. Nothing leaves it.")
+    step(
+        "Create an encrypted archive",
+        "--archive",
+        str(archive),
+        "init",
+        "--passphrase-file",
+        str(secret),
+        "--kdf-seconds",
+        "0.25",
+    )
+    scans = make_scans(folder / "drop")
+    echo("")
+    echo(f"== Generated {len(scans)} synthetic handwritten scans in {folder / 'drop'}")
+    for path, client, day, _ in scans:
+        step(
+            f"Seal {path.name} (no passphrase needed)",
+            "--archive",
+            str(archive),
+            "ingest",
+            str(path),
+            "--client",
+            client,
+            "--date",
+            day,
+        )
+    query = pick_query(archive, scans[0][3])
+    step(f"Search for '{query}'", "--archive", str(archive), "search", query, "--passphrase-file", str(secret))
+    step(
+        "Search one client's notes only",
+        "--archive",
+        str(archive),
+        "search",
+        query,
+        "--client",
+        "DEMO-01",
+        "--passphrase-file",
+        str(secret),
+    )
+    step(
+        "Check every sealed record",
+        "--archive",
+        str(archive),
+        "verify",
+        "--read-data",
+        "--passphrase-file",
+        str(secret),
+    )
+    step("Status", "--archive", str(archive), "status")
+    echo("")
+    echo("Try it yourself:")
+    echo(f"  .venv/bin/scanarchive --archive {archive} search WORD --passphrase-file {secret}")
+    echo(f"  .venv/bin/scanarchive --archive {archive} show RECORD-ID -o note.pdf --passphrase-file {secret}")
+    echo(f"Delete the demo with: rm -r {folder}")
+    return 0
