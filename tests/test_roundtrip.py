@@ -59,8 +59,8 @@ def test_png_round_trip_search_and_exact_pixels(
         assert archive.sync_index(identity, index).added == 1
         found = [w for w in words if any(h.record_id == record for h in index.search(w))]
         index.close()
-    # Tesseract alone reads handwriting fonts poorly (about a third here); issue 5 raises recall.
-    assert len(found) >= max(1, len(words) // 4), f"Tesseract found only {len(found)}/{len(words)} words"
+    # With the most legible handwriting font Tesseract reads ~97% of words; leave room for other builds.
+    assert len(found) >= 0.6 * len(words), f"Tesseract found only {len(found)}/{len(words)} words"
 
     run = cli(capsys, "--archive", archive_dir, "search", found[0], "--json", "--passphrase-file", passphrase_file)
     assert run.code == 0, run.err

@@ -45,7 +45,7 @@ def build_match(query: str) -> str:
         if word:
             terms.append(f'"{word}"' + ("*" if star else ""))
     if not terms:
-        raise UsageError("the search has no words in it", hint="Search for a word from the note, e.g. 'insomnia'.")
+        raise UsageError("the search has no words in it", hint="Search for one or more words from the note.")
     return " AND ".join(terms)
 
 
