@@ -35,6 +35,11 @@ class IngestSettings:
     jobs: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("max_file_mb", "max_pages", "max_megapixels", "jobs"):
+            if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
+                raise ConfigError(f"ingest.{name} must be a whole number (it is {getattr(self, name)!r})")
+        if not isinstance(self.ocr_languages, str):
+            raise ConfigError('ingest.ocr_languages must be text in quotes, like "eng"')
         _bound("ingest.max_file_mb", self.max_file_mb, 1, 100_000)
         _bound("ingest.max_pages", self.max_pages, 1, 100_000)
         _bound("ingest.max_megapixels", self.max_megapixels, 1, 2_000)

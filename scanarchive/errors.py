@@ -89,6 +89,13 @@ class RecordNotFound(ScanarchiveError):
     hint = "List records with 'scanarchive search' or check the id with 'scanarchive status'."
 
 
+class EngineMissing(ScanarchiveError):
+    """A program scanarchive needs (Tesseract, Poppler) is not installed."""
+
+    exit_code = 9
+    hint = "Install it (the message names the Debian package); the scan was left in place, untouched."
+
+
 class Interrupted(ScanarchiveError):
     exit_code = 130
     hint = "Stopped before finishing; nothing was deleted. Run the command again."
@@ -108,6 +115,7 @@ EXIT_CODES: dict[str, int] = {
         IntegrityError,
         TransientError,
         RecordNotFound,
+        EngineMissing,
         Interrupted,
     )
 }
@@ -132,7 +140,8 @@ def report(exc: BaseException, *, debug: bool = False, stream: TextIO | None = N
     else:
         print(
             f"scanarchive: internal error ({type(exc).__name__}). Nothing was deleted. "
-            "Run again with --debug and report the output (it names no client).",
+            "Run again with --debug to see where; the traceback may quote file contents, "
+            "so do not share it outside the practice.",
             file=out,
         )
         code = 70

@@ -51,18 +51,19 @@ def read_source(path: Path) -> bytes:
     try:
         st = path.lstat()
     except FileNotFoundError as exc:
-        raise InputRejected(f"{path} does not exist", hint="Check the file name.") from exc
+        raise InputRejected("the file does not exist", hint="Check the file name.") from exc
     if not stat.S_ISREG(st.st_mode):
-        raise InputRejected(f"{path} is not a regular file (a folder, link or device)")
+        raise InputRejected("it is not a regular file (a folder, link or device)")
     try:
         return path.read_bytes()
     except PermissionError as exc:
-        raise InputRejected(f"{path} cannot be read (permission denied)") from exc
+        raise InputRejected("the file cannot be read (permission denied)") from exc
 
 
 def recognise_with_tesseract(settings: IngestSettings, tmpdir: Path) -> engine.PageRecogniser:
+    name = tesseract.version()  # also fails early, with EngineMissing, if Tesseract is not installed
+
     def recognise(number: int, source: engine.PageSource) -> engine.PageText:
-        name = f"tesseract {tesseract.version()}"
         try:
             png = source(str(tmpdir))
             words = tesseract.recognise(
@@ -103,6 +104,8 @@ def ingest_file(
         return IngestResult(existing.id, existing.page_count, list(existing.ocr_failed_pages), True, removed)
 
     scan = load.check(data, settings)  # check
+    if scan.kind == "pdf":
+        poppler.executable()  # a missing engine is a setup problem: stop before anything is written
     record_pdf = pdf.build_pdf(scan, settings)  # build
     ocr_started = time.perf_counter()
     with private_tempdir() as tmpdir:  # ocr

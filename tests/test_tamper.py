@@ -100,3 +100,26 @@ def test_blob_swapped_between_records_is_detected(
     run = cli(capsys, "--archive", archive_dir, "verify", "--read-data", "--passphrase-file", passphrase_file)
     assert run.code == IntegrityError.exit_code
     assert f"record {ids[0]}" in run.out and "not this record" in run.out
+
+
+def test_damaged_record_is_indexed_once_restored(
+    stored: tuple[str, Path], archive_dir: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record, blob_path = stored
+    good = blob_path.read_bytes()
+    with Archive(archive_dir) as archive:
+        identity = archive.unlock(passphrase_file.read_text().strip())
+        word = next(
+            w.text
+            for p in archive.ocr_pages(identity, archive.catalog.record(record))
+            for w in p.words
+            if len(w.text) >= 6 and w.text.isalpha()
+        )
+    os.chmod(blob_path, 0o600)
+    blob_path.write_bytes(good[:-1])
+    run = cli(capsys, "--archive", archive_dir, "search", word, "--passphrase-file", passphrase_file)
+    assert run.code == 0
+    assert "could not be indexed" in run.err and "No notes match" in run.out
+    blob_path.write_bytes(good)  # restored from a backup
+    run = cli(capsys, "--archive", archive_dir, "search", word, "--passphrase-file", passphrase_file)
+    assert run.code == 0 and record in run.out and "could not be indexed" not in run.err

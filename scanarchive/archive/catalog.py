@@ -184,7 +184,7 @@ class Catalog:
         row = self.db.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
         if row is None:
             matches = self.db.execute("SELECT * FROM records WHERE id LIKE ? || '%' LIMIT 2", (record_id,)).fetchall()
-            if len(matches) == 1 and len(record_id) >= 6:
+            if len(matches) == 1 and len(record_id) >= 8:
                 return RecordRow.from_row(matches[0])
             raise RecordNotFound(f"there is no record {record_id!r} in this archive")
         return RecordRow.from_row(row)
@@ -250,4 +250,7 @@ def _translate(exc: sqlite3.DatabaseError, path: Path) -> Exception:
         return TransientError(f"the catalog {path.name} is busy (another scanarchive command is writing)")
     if "disk is full" in text or "database or disk is full" in text:
         return TransientError(f"the disk holding {path.parent} is full")
-    return IntegrityError(f"the catalog {path} is damaged ({exc})")
+    return IntegrityError(
+        f"the catalog {path} is damaged ({exc})",
+        hint="Restore catalog.db from your most recent backup; the sealed notes in objects/ are not affected.",
+    )

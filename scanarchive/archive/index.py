@@ -18,7 +18,7 @@ from scanarchive.errors import IntegrityError, TransientError, UsageError
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS docs (record_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
-    " client_code TEXT, session_date TEXT, record_class TEXT)",
+    " client_code TEXT, session_date TEXT, record_class TEXT, indexed INTEGER NOT NULL DEFAULT 1)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5("
     " body, record_id UNINDEXED, page UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')",
 )
@@ -89,19 +89,31 @@ class SearchIndex:
         client_code: str | None,
         session_date: str | None,
         record_class: str,
-        pages: list[tuple[int, str]],
+        pages: list[tuple[int, str]] | None,
     ) -> None:
-        """Add one record's pages (inside the caller's transaction) and advance last_seq."""
+        """Add one record's pages (inside the caller's transaction) and advance last_seq.
+
+        pages=None marks a record that could not be opened (damaged): it is
+        retried at every sync until it opens, e.g. after a restore.
+        """
         self.db.execute("DELETE FROM pages WHERE record_id = ?", (record_id,))
         self.db.execute(
-            "INSERT OR REPLACE INTO docs(record_id, seq, client_code, session_date, record_class) VALUES (?,?,?,?,?)",
-            (record_id, seq, client_code, session_date, record_class),
+            "INSERT OR REPLACE INTO docs(record_id, seq, client_code, session_date, record_class, indexed)"
+            " VALUES (?,?,?,?,?,?)",
+            (record_id, seq, client_code, session_date, record_class, 0 if pages is None else 1),
         )
+        pages = pages or []
         self.db.executemany(
             "INSERT INTO pages(body, record_id, page) VALUES (?,?,?)",
             [(text, record_id, page) for page, text in pages],
         )
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', ?)", (str(seq),))
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', ?)", (str(max(seq, self.last_seq())),)
+        )
+
+    def unindexed(self) -> list[str]:
+        """Records seen but not readable at an earlier sync."""
+        return [str(r[0]) for r in self.db.execute("SELECT record_id FROM docs WHERE indexed = 0 ORDER BY seq")]
 
     def search(
         self,

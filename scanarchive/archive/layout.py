@@ -111,7 +111,7 @@ class Archive:
         try:
             return identity.unwrap(self.catalog.wrapped_key(record.id), record_context(record.id))
         except IntegrityError as exc:
-            raise IntegrityError(f"record {record.id}: {exc.message}") from exc
+            raise IntegrityError(f"record {record.id}: {exc.message}", hint=exc.hint) from exc
 
     def open_section(self, identity: keys.Identity, record: RecordRow, kind: str) -> bytes:
         """Decrypt one section of a record; damage raises IntegrityError naming the record."""
@@ -119,7 +119,7 @@ class Archive:
         try:
             data = self.store.get(record.blob_sha256)
         except IntegrityError as exc:
-            raise IntegrityError(f"record {record.id}: {exc.message}") from exc
+            raise IntegrityError(f"record {record.id}: {exc.message}", hint=exc.hint) from exc
         if hashlib.sha256(data).hexdigest() != record.blob_sha256:
             # Checked before decrypting: damage anywhere in the blob is reported, even
             # in a section this read does not need.
@@ -127,7 +127,7 @@ class Archive:
         try:
             return seal.open_section(io.BytesIO(data), key, uuid.UUID(record.id).bytes, kind)
         except IntegrityError as exc:
-            raise IntegrityError(f"record {record.id}: {exc.message}") from exc
+            raise IntegrityError(f"record {record.id}: {exc.message}", hint=exc.hint) from exc
 
     def ocr_pages(self, identity: keys.Identity, record: RecordRow) -> list[PageText]:
         return from_json(self.open_section(identity, record, "ocr"))
@@ -160,13 +160,16 @@ class Archive:
     def sync_index(self, identity: keys.Identity, index: SearchIndex) -> SyncReport:
         """Add every record sealed since the last sync (one transaction per record)."""
         added, skipped = 0, []
-        for record in self.catalog.records(since_seq=index.last_seq()):
+        pending = set(index.unindexed())
+        retry = [r for r in self.catalog.records() if r.id in pending] if pending else []
+        for record in retry + self.catalog.records(since_seq=index.last_seq()):
+            pages: list[tuple[int, str]] | None
             try:
                 pages = [(p.page, p.text) for p in self.ocr_pages(identity, record)]
             except IntegrityError as exc:
                 log.error("%s", exc.message)
                 skipped.append(record.id)
-                pages = []
+                pages = None
             index.begin()
             try:
                 index.add_record(

@@ -68,7 +68,7 @@ class Recipient:
             raise ConfigError("the archive's recipient (public key) is not in a form this version knows")
         body = text[len(RECIPIENT_PREFIX) :]
         try:
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
         except ValueError as exc:
             raise ConfigError("the archive's recipient (public key) is damaged") from exc
         if len(raw) != 32:
@@ -186,7 +186,7 @@ def open_identity(data: bytes, passphrase: str) -> Identity:
     """Unlock an identity file. Wrong passphrase -> WrongPassphrase; damage -> IntegrityError."""
     try:
         doc = json.loads(data)
-        if doc.get("format") != IDENTITY_FORMAT:
+        if not isinstance(doc, dict) or doc.get("format") != IDENTITY_FORMAT:
             raise IntegrityError("identity.enc is not a scanarchive identity file")
         if doc.get("version") != IDENTITY_VERSION:
             raise IntegrityError(
@@ -202,7 +202,7 @@ def open_identity(data: bytes, passphrase: str) -> Identity:
         salt = bytes.fromhex(kdf["salt"])
         nonce = bytes.fromhex(doc["nonce"])
         ciphertext = bytes.fromhex(doc["ciphertext"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError("identity.enc is damaged (it cannot be read)") from exc
     key = _scrypt(passphrase, salt, log_n)
     try:

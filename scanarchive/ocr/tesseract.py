@@ -15,16 +15,18 @@ import os
 import shutil
 import subprocess
 
+from scanarchive.errors import EngineMissing
 from scanarchive.ocr.engine import OcrFailed, Word
+from scanarchive.runner import EngineTimeout, run_engine
 
 
 @functools.lru_cache(maxsize=1)
 def executable() -> str:
     exe = shutil.which("tesseract")
     if exe is None:
-        raise OcrFailed(
+        raise EngineMissing(
             "Tesseract is not installed, so notes cannot be indexed for search",
-            hint="Install it: apt-get install tesseract-ocr tesseract-ocr-eng",
+            hint="Install it: apt-get install tesseract-ocr tesseract-ocr-eng. The scan was left in place.",
         )
     return exe
 
@@ -33,7 +35,7 @@ def executable() -> str:
 def version() -> str:
     proc = subprocess.run([executable(), "--version"], capture_output=True, text=True, timeout=30, check=False)
     first = (proc.stdout or proc.stderr).splitlines()
-    return first[0].strip() if first else "tesseract (unknown version)"
+    return first[0].strip() if first else "tesseract (unknown version)"  # e.g. "tesseract 5.3.0"
 
 
 def recognise(png: bytes, *, languages: str, timeout: float, tmpdir: str) -> list[Word]:
@@ -41,9 +43,11 @@ def recognise(png: bytes, *, languages: str, timeout: float, tmpdir: str) -> lis
     env = dict(os.environ, OMP_THREAD_LIMIT="1", TMPDIR=tmpdir, TMP=tmpdir, TEMP=tmpdir)
     cmd = [executable(), "stdin", "stdout", "-l", languages, "--psm", "3", "tsv"]
     try:
-        proc = subprocess.run(cmd, input=png, capture_output=True, timeout=timeout, cwd=tmpdir, env=env, check=False)
-    except subprocess.TimeoutExpired as exc:
+        proc = run_engine(cmd, stdin=png, timeout=timeout, cwd=tmpdir, env=env)
+    except EngineTimeout as exc:
         raise OcrFailed(f"OCR took longer than {timeout:.0f} s", timed_out=True) from exc
+    except OSError as exc:
+        raise OcrFailed(f"Tesseract could not be started ({exc.strerror})") from exc
     if proc.returncode != 0:
         # stderr is not quoted: it is Tesseract's, and we promise plain, content-free messages.
         raise OcrFailed(f"Tesseract stopped with exit code {proc.returncode}")

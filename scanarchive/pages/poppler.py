@@ -9,28 +9,35 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
-from scanarchive.errors import ScanarchiveError
+from scanarchive.errors import EngineMissing, ScanarchiveError
+from scanarchive.runner import EngineTimeout, run_engine
 
 
 class PageRenderError(ScanarchiveError):
     """One page could not be rasterised (the page is flagged, not the record lost)."""
 
 
-def render_page(pdf: bytes, number: int, dpi: int, *, timeout: float, cwd: str | None = None) -> bytes:
+def executable() -> str:
     exe = shutil.which("pdftoppm")
     if exe is None:
-        raise PageRenderError(
+        raise EngineMissing(
             "pdftoppm (Poppler) is not installed, so PDF pages cannot be read for the search index",
-            hint="Install it: apt-get install poppler-utils",
+            hint="Install it: apt-get install poppler-utils. The scan was left in place.",
         )
+    return exe
+
+
+def render_page(pdf: bytes, number: int, dpi: int, *, timeout: float, cwd: str | None = None) -> bytes:
+    exe = executable()
     cmd = [exe, "-f", str(number), "-l", str(number), "-r", str(dpi), "-gray", "-png", "-singlefile", "-"]
     env = dict(os.environ, TMPDIR=cwd) if cwd else None
     try:
-        proc = subprocess.run(cmd, input=pdf, capture_output=True, timeout=timeout, cwd=cwd, env=env, check=False)
-    except subprocess.TimeoutExpired as exc:
+        proc = run_engine(cmd, stdin=pdf, timeout=timeout, cwd=cwd, env=env)
+    except EngineTimeout as exc:
         raise PageRenderError(f"page {number} took longer than {timeout:.0f} s to render") from exc
+    except OSError as exc:
+        raise PageRenderError(f"pdftoppm could not be started ({exc.strerror})") from exc
     if proc.returncode != 0 or not proc.stdout:
         raise PageRenderError(f"page {number} could not be rendered (pdftoppm exit {proc.returncode})")
     return proc.stdout
