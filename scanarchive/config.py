@@ -6,7 +6,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from scanarchive.crypto.keys import Recipient
 from scanarchive.errors import ConfigError
@@ -14,6 +14,7 @@ from scanarchive.errors import ConfigError
 TEMPLATE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 ENV_ARCHIVE = "SCANARCHIVE_ARCHIVE"
 ENV_PASSPHRASE_FILE = "SCANARCHIVE_PASSPHRASE_FILE"
+_T = TypeVar("_T")
 
 
 def default_archive_dir() -> Path:
@@ -61,11 +62,37 @@ def _bound(name: str, value: float, low: float, high: float) -> None:
 
 
 @dataclass(frozen=True)
+class DropSettings:
+    folder: str = ""
+    settle_seconds: float = 5.0
+    rescan_seconds: float = 60.0
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    ocr_timeout_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.folder, str):
+            raise ConfigError('drop.folder must be a folder path in quotes, like "/srv/scans"')
+        if not isinstance(self.ocr_timeout_attempts, int) or isinstance(self.ocr_timeout_attempts, bool):
+            raise ConfigError("drop.ocr_timeout_attempts must be a whole number")
+        _bound("drop.settle_seconds", self.settle_seconds, 0.1, 3600)
+        _bound("drop.rescan_seconds", self.rescan_seconds, 1, 86_400)
+        _bound("drop.retry_base_seconds", self.retry_base_seconds, 0.1, 86_400)
+        _bound("drop.retry_max_seconds", self.retry_max_seconds, 0.1, 7 * 86_400)
+        _bound("drop.ocr_timeout_attempts", self.ocr_timeout_attempts, 1, 100)
+
+    def retry_delay(self, attempts: int) -> float:
+        """Exponential backoff: base, 2×base, 4×base, … capped at retry_max_seconds."""
+        return float(min(self.retry_max_seconds, self.retry_base_seconds * 2 ** max(0, attempts - 1)))
+
+
+@dataclass(frozen=True)
 class ArchiveConfig:
     archive_id: str
     recipient: Recipient
     format_version: int = 1
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    drop: DropSettings = field(default_factory=DropSettings)
 
 
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -89,16 +116,24 @@ def parse_config(text: str) -> ArchiveConfig:
     version = archive.get("format_version", 1)
     if version != 1:
         raise ConfigError(f"config.toml has format_version {version!r}, which this scanarchive does not know")
-    ingest_doc = _section(doc, "ingest")
-    known = {f.name for f in fields(IngestSettings)}
-    unknown = sorted(set(ingest_doc) - known)
+    unknown_tables = sorted(set(doc) - {"archive", "ingest", "drop"})
+    if unknown_tables:
+        raise ConfigError(f"config.toml has unknown table(s) [{'], ['.join(unknown_tables)}]")
+    return ArchiveConfig(
+        archive_id=archive_id,
+        recipient=recipient,
+        ingest=_settings(IngestSettings, doc, "ingest"),
+        drop=_settings(DropSettings, doc, "drop"),
+    )
+
+
+def _settings(cls: type[_T], doc: dict[str, Any], name: str) -> _T:
+    table = _section(doc, name)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(table) - known)
     if unknown:
-        raise ConfigError(f"config.toml has unknown setting(s) ingest.{', ingest.'.join(unknown)}")
-    try:
-        ingest = IngestSettings(**ingest_doc)
-    except TypeError as exc:
-        raise ConfigError(f"config.toml [ingest] is invalid ({exc})") from exc
-    return ArchiveConfig(archive_id=archive_id, recipient=recipient, ingest=ingest)
+        raise ConfigError(f"config.toml has unknown setting(s) {name}.{f', {name}.'.join(unknown)}")
+    return cls(**table)
 
 
 def render_config(archive_id: str, recipient: Recipient) -> str:

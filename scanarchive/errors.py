@@ -96,6 +96,11 @@ class EngineMissing(ScanarchiveError):
     hint = "Install it (the message names the Debian package); the scan was left in place, untouched."
 
 
+class WatcherRunning(ScanarchiveError):
+    exit_code = 10
+    hint = "Only one watcher may run per archive. Stop the other one first (systemctl stop scanarchive-watch)."
+
+
 class Interrupted(ScanarchiveError):
     exit_code = 130
     hint = "Stopped before finishing; nothing was deleted. Run the command again."
@@ -116,6 +121,7 @@ EXIT_CODES: dict[str, int] = {
         TransientError,
         RecordNotFound,
         EngineMissing,
+        WatcherRunning,
         Interrupted,
     )
 }

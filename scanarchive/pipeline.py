@@ -89,7 +89,11 @@ def ingest_file(
     record_class: str = "progress",
     keep_source: bool = False,
     recogniser: engine.PageRecogniser | None = None,
+    retry_if_ocr_timed_out: bool = False,
 ) -> IngestResult:
+    """Seal one scan file as one record. `retry_if_ocr_timed_out` (the watcher's
+    first attempts) turns "OCR timed out on every page" into a TransientError,
+    so an overloaded machine does not archive a whole scan as unsearchable."""
     started = time.perf_counter()
     settings = archive.config.ingest
     data = read_source(path)
@@ -115,6 +119,8 @@ def ingest_file(
             settings.effective_jobs,
         )
     ocr_seconds = time.perf_counter() - ocr_started
+    if retry_if_ocr_timed_out and pages and all(p.status == "timeout" for p in pages):
+        raise TransientError("OCR timed out on every page; the scan will be tried again later")
     failed = [p.page for p in pages if p.status != "ok"]
     ocr_doc = engine.to_json(pages, sorted({p.engine for p in pages if p.engine}))
 
@@ -150,7 +156,7 @@ def ingest_file(
         raise
     removed = _release(path, source_sha, keep_source)  # release
     seconds = time.perf_counter() - started
-    log.info("record %s sealed: %d pages, %.1f s", record_id, scan.page_count, seconds)
+    log.debug("record %s sealed: %d pages, %.1f s", record_id, scan.page_count, seconds)
     return IngestResult(record_id, scan.page_count, failed, False, removed, seconds, ocr_seconds)
 
 

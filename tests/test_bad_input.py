@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from badfiles import BAD_FILES, tiff_multipage, write_bad
-from helpers import cli, sha256
 
 from scanarchive.errors import InputRejected
+
+from badfiles import BAD_FILES, tiff_multipage, write_bad
+from helpers import cli, sha256
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import cli, cli_process
 
 from scanarchive.errors import ArchiveExists, ArchiveNotFound, IdentityUnavailable, UsageError, WrongPassphrase
+
+from helpers import cli, cli_process
 
 
 def test_init_makes_a_private_archive_and_refuses_an_existing_one(

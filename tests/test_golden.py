@@ -8,9 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import cli
 
 from scanarchive.archive.layout import Archive
+
+from helpers import cli
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 VERSIONS = sorted(p for p in GOLDEN.iterdir() if p.is_dir() and (p / "expected.json").is_file())

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import cli, render_note
 
 from scanarchive.ocr import tesseract
+
+from helpers import cli, render_note
 
 HANGS = """#!/bin/sh
 if [ "$1" = "--version" ]; then echo "tesseract 0.0-hangs"; exit 0; fi

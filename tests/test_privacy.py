@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from helpers import cli, find_plaintext, note_words, render_note
 
 

@@ -12,12 +12,13 @@ from typing import cast
 
 import pikepdf
 import pytest
-from helpers import cli, note_words, render_note, sha256
 from PIL import Image
 
 from scanarchive.archive.layout import Archive
 from scanarchive.config import IngestSettings
 from scanarchive.pages.load import Scan
+
+from helpers import cli, note_words, render_note, sha256
 
 
 def _pdf_page_images(pdf_bytes: bytes) -> list[Image.Image]:

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import cli, render_note
 
 from scanarchive.archive.layout import Archive
 from scanarchive.crypto import seal
 from scanarchive.errors import IntegrityError
+
+from helpers import cli, render_note
 
 
 def _flip(at: Callable[[bytes, seal.Header], int]) -> Callable[[bytes, seal.Header], bytes]:

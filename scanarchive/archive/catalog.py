@@ -50,6 +50,35 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # 2: the drop-folder journal (claimed scans in flight) and the quarantine.
+    """
+    CREATE TABLE journal (
+        claim_id TEXT PRIMARY KEY,
+        source_name TEXT NOT NULL,
+        source_path TEXT NOT NULL,
+        sha256 TEXT,
+        size INTEGER,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        claimed_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE quarantine (
+        id TEXT PRIMARY KEY,
+        source_name TEXT NOT NULL,
+        source_sha256 TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        blob_sha256 TEXT NOT NULL,
+        blob_size INTEGER NOT NULL,
+        key_id TEXT NOT NULL,
+        wrapped BLOB NOT NULL,
+        note_path TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX quarantine_source ON quarantine(source_sha256);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 RECORD_CLASSES = ("progress", "psychotherapy")
@@ -220,6 +249,12 @@ class Catalog:
             "unfiled": int(row[3] or 0),
             "with_unreadable_pages": int(row[4] or 0),
         }
+
+    def journal_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM journal").fetchone()[0])
+
+    def quarantine_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0])
 
     def last_ingest(self) -> str | None:
         row = self.db.execute("SELECT MAX(created_at) FROM records").fetchone()

@@ -77,8 +77,8 @@ def status_doc(archive: Archive) -> dict[str, Any]:
         "archive": str(archive.root),
         "archive_id": archive.config.archive_id,
         **counts,
-        "quarantined": 0,
-        "in_progress": 0,
+        "quarantined": archive.catalog.quarantine_count(),
+        "in_progress": archive.catalog.journal_count(),
         "last_ingest": archive.catalog.last_ingest(),
         "identity_present": archive.identity_path.is_file(),
         "search_index_present": (archive.root / "index.db").is_file(),
@@ -97,6 +97,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if doc["with_unreadable_pages"]:
         print(f"Flagged:    {doc['with_unreadable_pages']} record(s) with pages OCR could not read (still archived)")
     print(f"Last scan:  {doc['last_ingest'] or 'never'}")
+    if doc["quarantined"]:
+        print(f"Failed:     {doc['quarantined']} scan(s) could not be archived: see 'scanarchive failed list'")
+    if doc["in_progress"]:
+        print(f"In progress: {doc['in_progress']} scan(s) claimed from the drop folder, not finished yet")
     if not doc["identity_present"]:
         print("Warning:    identity.enc is missing here: notes can be added but not read. Restore it from a backup.")
     return 0

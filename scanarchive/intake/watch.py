@@ -1,0 +1,250 @@
+"""The drop-folder watcher: detect -> settle -> claim -> ingest (or quarantine, or retry later).
+
+Detection uses three sources, because each alone loses files: watchdog
+(inotify) events, a scan at start-up, and a periodic rescan. Between events
+the loop sleeps on a threading.Event (no busy polling). It holds only the
+archive's public recipient: it can add records, never read them.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from scanarchive.archive.layout import Archive
+from scanarchive.errors import EngineMissing, InputRejected, IntegrityError, ScanarchiveError, TransientError
+from scanarchive.intake import quarantine
+from scanarchive.intake.claim import Claim, Journal
+from scanarchive.intake.lock import WatchLock
+from scanarchive.intake.safety import check_folders
+from scanarchive.intake.settle import Settler, ignored, list_candidates
+from scanarchive.pipeline import ingest_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tally:
+    archived: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    deferred: int = 0
+    record_ids: list[str] = field(default_factory=list)
+
+
+class _Events(FileSystemEventHandler):
+    def __init__(self, wake: threading.Event) -> None:
+        self.wake = wake
+        self.paths: set[Path] = set()
+        self.lock = threading.Lock()
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        path = getattr(event, "dest_path", "") or event.src_path
+        path = path.decode() if isinstance(path, bytes) else path
+        with self.lock:
+            self.paths.add(Path(path))
+        self.wake.set()
+
+    def drain(self) -> set[Path]:
+        with self.lock:
+            paths, self.paths = self.paths, set()
+        return paths
+
+
+class Watcher:
+    def __init__(self, archive: Archive, drop: Path) -> None:
+        self.archive = archive
+        self.drop = check_folders(archive.root, drop)
+        self.settings = archive.config.drop
+        self.journal = Journal(archive.root, archive.catalog)
+        self.settler = Settler(self.settings.settle_seconds)
+        self.wake = threading.Event()
+        self.stopping = False
+        self.tally = Tally()
+
+    # --- the loop ---------------------------------------------------------------
+
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+        self.wake.set()
+
+    def run(self, *, once: bool = False) -> Tally:
+        with WatchLock(self.archive.root):
+            self._install_signals()
+            self.recover()
+            if once:
+                self._run_once()
+            else:
+                self._run_forever()
+        return self.tally
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("stopping (signal %d); work in progress is journalled", signum)
+        self.stop()
+
+    def _run_once(self) -> None:
+        """Take what is in the folder now (waiting for it to settle), process it, and return."""
+        self.settler.observe(list_candidates(self.drop))
+        deadline = time.monotonic() + 4 * self.settings.settle_seconds + 5
+        while not self.stopping:
+            self._take_settled()
+            self.settler.observe(list_candidates(self.drop))
+            if not self.settler.pending or time.monotonic() > deadline:
+                break
+            self.wake.wait(min(0.5, self.settler.next_due() or 0.5))
+            self.wake.clear()
+        self._process_due()
+
+    def _run_forever(self) -> None:
+        events = _Events(self.wake)
+        observer = Observer()
+        observer.schedule(events, str(self.drop), recursive=False)
+        observer.start()
+        log.info(
+            "watching the drop folder (settle %.0f s, rescan every %.0f s)",
+            self.settings.settle_seconds,
+            self.settings.rescan_seconds,
+        )
+        try:
+            self.settler.observe(list_candidates(self.drop))  # start-up scan
+            next_rescan = time.monotonic() + self.settings.rescan_seconds
+            while not self.stopping:
+                self.settler.observe(p for p in events.drain() if p.parent == self.drop)
+                if time.monotonic() >= next_rescan:
+                    self.settler.observe(list_candidates(self.drop))
+                    next_rescan = time.monotonic() + self.settings.rescan_seconds
+                self._take_settled()
+                self._process_due()
+                self.wake.wait(self._sleep_for(next_rescan))
+                self.wake.clear()
+        finally:
+            observer.stop()
+            observer.join(timeout=5)
+
+    def _sleep_for(self, next_rescan: float) -> float:
+        waits = [next_rescan - time.monotonic()]
+        settle = self.settler.next_due()
+        if settle is not None:
+            waits.append(max(settle, 0.2))
+        retry = self.journal.next_due()
+        if retry is not None:
+            waits.append(retry - time.time())
+        return max(0.05, min(waits))
+
+    # --- steps --------------------------------------------------------------------
+
+    def recover(self) -> None:
+        todo = self.journal.recover(
+            record_exists=lambda sha: self.archive.catalog.by_source(sha) is not None,
+            quarantined=lambda sha: quarantine.has_source(self.archive, sha),
+        )
+        if todo:
+            log.info("recovering %d scan(s) from the journal", len(todo))
+
+    def _take_settled(self) -> None:
+        for path in self.settler.settled():
+            if self.stopping:
+                return
+            self.settler.forget(path)
+            if ignored(path.name) or path.parent != self.drop:
+                continue
+            try:
+                claim = self.journal.claim(path)
+            except TransientError as exc:
+                log.warning("could not take a scan yet: %s", exc.message)
+                continue
+            except OSError as exc:
+                log.warning("could not take a scan yet (%s)", exc.strerror)
+                continue
+            if claim is not None:
+                self.process(claim)
+
+    def _process_due(self) -> None:
+        for claim in self.journal.due():
+            if self.stopping:
+                return
+            self.process(claim)
+
+    def process(self, claim: Claim) -> None:
+        """One claimed scan to a record, the quarantine, or a later retry. Never raises."""
+        path = self.journal.path_of(claim)
+        started = time.perf_counter()
+        try:
+            if claim.state == "quarantining":
+                raise InputRejected(claim.last_error or "the scan was being quarantined")
+            result = ingest_file(
+                self.archive,
+                path,
+                retry_if_ocr_timed_out=claim.attempts + 1 < self.settings.ocr_timeout_attempts,
+            )
+        except InputRejected as exc:
+            self._quarantine(claim, path, exc.message)
+            return
+        except (TransientError, EngineMissing, IntegrityError) as exc:
+            self._defer(claim, exc.message)
+            return
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                self._defer(claim, "the disk holding the archive is full")
+            else:
+                self._defer(claim, f"a file error ({exc.strerror})")
+            return
+        except ScanarchiveError as exc:
+            self._defer(claim, exc.message)
+            return
+        except Exception as exc:  # a bug must not stop the watcher or lose the scan
+            log.exception("claim %s: unexpected %s; will retry", claim.claim_id, type(exc).__name__)
+            self._defer(claim, f"unexpected {type(exc).__name__}")
+            return
+        self.journal.finish(claim)
+        if result.duplicate:
+            self.tally.duplicates += 1
+            log.info("claim %s: already archived as record %s; no second record", claim.claim_id, result.record_id)
+        else:
+            self.tally.archived += 1
+            self.tally.record_ids.append(result.record_id)
+            flagged = f", OCR failed on page(s) {result.ocr_failed_pages}" if result.ocr_failed_pages else ""
+            log.info(
+                "record %s: %d page(s), %.1f s, verified — the paper may be shredded%s",
+                result.record_id,
+                result.page_count,
+                time.perf_counter() - started,
+                flagged,
+            )
+
+    def _defer(self, claim: Claim, reason: str) -> None:
+        delay = self.settings.retry_delay(claim.attempts + 1)
+        self.journal.defer(claim, reason, delay)
+        self.tally.deferred += 1
+        log.warning("claim %s: %s; the scan is kept safe and retried in %.0f s", claim.claim_id, reason, delay)
+
+    def _quarantine(self, claim: Claim, path: Path, reason: str) -> None:
+        try:
+            claim = self.journal.mark(claim, "quarantining")
+            data = path.read_bytes()
+            entry = quarantine.by_source(self.archive, claim.sha256 or "")
+            if entry is None:
+                entry = quarantine.seal_scan(self.archive, data, claim.source_name, claim.sha256 or "", reason)
+            if not entry.note_path:  # also after a crash between sealing and writing the note
+                quarantine.write_note(self.archive, self.drop, entry)
+            self.journal.finish(claim)
+            self.tally.quarantined += 1
+        except (ScanarchiveError, OSError) as exc:
+            message = exc.message if isinstance(exc, ScanarchiveError) else f"a file error ({exc.strerror})"
+            self._defer(claim, f"could not quarantine: {message}")
