@@ -59,3 +59,17 @@ def test_golden_archive_verifies_and_searches(
         run = cli(capsys, "--archive", root, "search", want["searchable_word"], "--passphrase-file", pw, "--json")
         assert run.code == 0, run.err
         assert [r["record_id"] for r in json.loads(run.out)["results"]] == [want["record_id"]]
+
+
+def test_golden_quarantine_opens(golden: tuple[Path, dict[str, object]]) -> None:
+    from scanarchive.intake import quarantine
+
+    root, expected = golden
+    held = expected.get("quarantine", [])
+    with Archive(root) as archive:
+        identity = archive.unlock(str(expected["passphrase"]))
+        for want in held:  # type: ignore[attr-defined]
+            entry = quarantine.get(archive, want["id"])
+            data = quarantine.open_scan(archive, identity, entry)
+            assert hashlib.sha256(data).hexdigest() == want["original_sha256"]
+        assert len(quarantine.entries(archive)) == len(held)  # type: ignore[arg-type]

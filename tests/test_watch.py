@@ -174,3 +174,19 @@ def test_symlinks_and_subfolders_are_not_taken(
     assert cli(capsys, "--archive", archive_dir, "watch", "--once").code == 0
     assert source_hashes(archive_dir) == []
     assert outside.exists() and (drop / "sub" / "inner.png").exists()
+
+
+def test_verify_checks_the_quarantine_too(
+    archive_dir: Path, drop: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_bad(drop, "text renamed png")
+    assert cli(capsys, "--archive", archive_dir, "watch", "--once").code == 0
+    run = cli(capsys, "--archive", archive_dir, "verify", "--read-data", "--passphrase-file", passphrase_file)
+    assert run.code == 0 and "1 quarantined scan(s)" in run.out
+    (blob,) = [p for p in (archive_dir / "quarantine").rglob("*") if p.is_file()]
+    blob.chmod(0o600)
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 1
+    blob.write_bytes(bytes(data))
+    run = cli(capsys, "--archive", archive_dir, "verify")
+    assert run.code == 6 and "DAMAGED  quarantined scan" in run.out

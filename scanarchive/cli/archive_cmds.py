@@ -15,6 +15,7 @@ from scanarchive.cli.common import add_passphrase_file, archive_dir, human_bytes
 from scanarchive.cli.passphrase import get_passphrase
 from scanarchive.crypto import keys, seal
 from scanarchive.errors import IntegrityError, UsageError
+from scanarchive.intake import quarantine
 from scanarchive.pipeline import verify_stored
 
 
@@ -127,13 +128,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
             except IntegrityError as exc:
                 message = exc.message if exc.message.startswith("record ") else f"record {record.id}: {exc.message}"
                 problems.append(message)
-        orphans = [d for d in archive.store if d not in known]
+        orphans = [f"objects/{d[:2]}/{d[2:]}" for d in archive.store if d not in known]
+        checked_q = 0
+        held = quarantine.entries(archive)
+        for entry in held:
+            checked_q += 1
+            try:
+                if quarantine.store(archive).hash_of(entry.blob_sha256) != entry.blob_sha256:
+                    raise IntegrityError("its sealed copy is damaged (hash mismatch)")
+                if identity is not None:
+                    quarantine.open_scan(archive, identity, entry)
+            except FileNotFoundError:
+                problems.append(f"quarantined scan {entry.id}: its sealed copy is missing from quarantine/")
+            except IntegrityError as exc:
+                text = (
+                    exc.message
+                    if exc.message.startswith("quarantined")
+                    else f"quarantined scan {entry.id}: {exc.message}"
+                )
+                problems.append(text)
+        known_q = {e.blob_sha256 for e in held}
+        orphans += [f"quarantine/{d[:2]}/{d[2:]}" for d in quarantine.store(archive) if d not in known_q]
     for message in problems:
         print(f"DAMAGED  {message}")
-    for digest in orphans:
-        print(f"UNKNOWN  objects/{digest[:2]}/{digest[2:]} belongs to no record (left alone)")
+    for name in orphans:
+        print(f"UNKNOWN  {name} belongs to no record (left alone; e.g. written just before a crash)")
     what = "decrypted and authenticated" if args.read_data else "hash-checked (use --read-data to decrypt too)"
-    print(f"{checked} record(s) {what}; {len(problems)} damaged.")
+    print(f"{checked} record(s) and {checked_q} quarantined scan(s) {what}; {len(problems)} damaged.")
     if problems:
         raise IntegrityError(f"{len(problems)} record(s) are damaged")
     return 0

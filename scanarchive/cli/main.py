@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.debug = getattr(args, "debug", False)
     args.verbose = getattr(args, "verbose", False)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
         format="scanarchive: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 def cmd_watch(args: argparse.Namespace) -> int:
     import logging
 
-    if not args.verbose:
+    if not (args.verbose or args.debug):
         logging.getLogger("scanarchive").setLevel(logging.INFO)  # one line per scan, for the system journal
     with open_archive(args) as archive:
         drop = args.drop or (Path(archive.config.drop.folder) if archive.config.drop.folder else None)

@@ -165,8 +165,8 @@ class Journal:
             claim.claim_id, attempts=claim.attempts + 1, next_attempt=time.time() + delay, last_error=reason
         )
 
-    def mark(self, claim: Claim, state: str) -> Claim:
-        return self._set(claim.claim_id, state=state)
+    def mark(self, claim: Claim, state: str, reason: str = "") -> Claim:
+        return self._set(claim.claim_id, state=state, last_error=reason)
 
     # --- recovery ---------------------------------------------------------------
 

@@ -121,9 +121,11 @@ def open_scan(archive: Archive, identity: keys.Identity, entry: Entry) -> bytes:
     row = archive.catalog.db.execute("SELECT wrapped FROM quarantine WHERE id = ?", (entry.id,)).fetchone()
     key = identity.unwrap(bytes(row[0]), context(entry.id))
     try:
-        return seal.open_section(
-            io.BytesIO(store(archive).get(entry.blob_sha256)), key, uuid.UUID(entry.id).bytes, "original"
-        )
+        data = store(archive).get(entry.blob_sha256)
+    except IntegrityError as exc:
+        raise IntegrityError(f"quarantined scan {entry.id}: its sealed copy is missing from quarantine/") from exc
+    try:
+        return seal.open_section(io.BytesIO(data), key, uuid.UUID(entry.id).bytes, "original")
     except IntegrityError as exc:
         raise IntegrityError(f"quarantined scan {entry.id}: {exc.message}", hint=exc.hint) from exc
 
@@ -143,7 +145,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 def write_note(archive: Archive, drop: Path, entry: Entry) -> Path:
     """failed/<scan name>.txt in the drop folder: the reason and how to recover, nothing of the content."""
     failed = drop / "failed"
-    failed.mkdir(exist_ok=True)
+    if failed.is_symlink() or (failed.exists() and not failed.is_dir()):
+        raise IntegrityError(
+            f"{failed} is not a plain folder (a link?); the note was not written there",
+            hint="Remove it; the watcher will create failed/ again.",
+        )
+    failed.mkdir(mode=0o755, exist_ok=True)
     stem = _UNSAFE.sub("_", entry.source_name)[:120] or "scan"
     note = failed / f"{stem}.txt"
     if note.exists():

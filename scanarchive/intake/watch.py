@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -125,13 +126,22 @@ class Watcher:
             self.settler.observe(list_candidates(self.drop))  # start-up scan
             next_rescan = time.monotonic() + self.settings.rescan_seconds
             while not self.stopping:
-                self.settler.observe(p for p in events.drain() if p.parent == self.drop)
-                if time.monotonic() >= next_rescan:
-                    self.settler.observe(list_candidates(self.drop))
-                    next_rescan = time.monotonic() + self.settings.rescan_seconds
-                self._take_settled()
-                self._process_due()
-                self.wake.wait(self._sleep_for(next_rescan))
+                try:
+                    self.settler.observe(p for p in events.drain() if p.parent == self.drop)
+                    if time.monotonic() >= next_rescan:
+                        self.recover()  # e.g. a claim left half-done by a catalog error
+                        self.settler.observe(list_candidates(self.drop))
+                        next_rescan = time.monotonic() + self.settings.rescan_seconds
+                    self._take_settled()
+                    self._process_due()
+                    pause = self._sleep_for(next_rescan)
+                except (ScanarchiveError, OSError, sqlite3.Error) as exc:
+                    # The catalog is busy or the disk is full: nothing is lost (the journal holds
+                    # every claim); wait and go round again rather than stop watching.
+                    text = exc.message if isinstance(exc, ScanarchiveError) else type(exc).__name__
+                    log.warning("the watch loop hit a problem (%s); trying again shortly", text)
+                    pause = self.settings.retry_base_seconds
+                self.wake.wait(pause)
                 self.wake.clear()
         finally:
             observer.stop()
@@ -186,7 +196,7 @@ class Watcher:
         path = self.journal.path_of(claim)
         started = time.perf_counter()
         try:
-            if claim.state == "quarantining":
+            if claim.state == "quarantining":  # last_error holds the rejection reason (see _quarantine)
                 raise InputRejected(claim.last_error or "the scan was being quarantined")
             result = ingest_file(
                 self.archive,
@@ -209,7 +219,9 @@ class Watcher:
             self._defer(claim, exc.message)
             return
         except Exception as exc:  # a bug must not stop the watcher or lose the scan
-            log.exception("claim %s: unexpected %s; will retry", claim.claim_id, type(exc).__name__)
+            # Type only: a library's exception text can quote the bytes it choked on.
+            log.error("claim %s: unexpected %s; will retry", claim.claim_id, type(exc).__name__)
+            log.debug("details of the unexpected error", exc_info=True)
             self._defer(claim, f"unexpected {type(exc).__name__}")
             return
         self.journal.finish(claim)
@@ -236,15 +248,22 @@ class Watcher:
 
     def _quarantine(self, claim: Claim, path: Path, reason: str) -> None:
         try:
-            claim = self.journal.mark(claim, "quarantining")
+            claim = self.journal.mark(claim, "quarantining", reason=reason)
             data = path.read_bytes()
             entry = quarantine.by_source(self.archive, claim.sha256 or "")
             if entry is None:
                 entry = quarantine.seal_scan(self.archive, data, claim.source_name, claim.sha256 or "", reason)
             if not entry.note_path:  # also after a crash between sealing and writing the note
-                quarantine.write_note(self.archive, self.drop, entry)
+                try:
+                    quarantine.write_note(self.archive, self.drop, entry)
+                except (ScanarchiveError, OSError) as exc:  # the scan is safe; only the note is missing
+                    text = exc.message if isinstance(exc, ScanarchiveError) else exc.strerror
+                    log.warning("quarantined %s, but its note could not be written (%s)", entry.id, text)
             self.journal.finish(claim)
             self.tally.quarantined += 1
         except (ScanarchiveError, OSError) as exc:
             message = exc.message if isinstance(exc, ScanarchiveError) else f"a file error ({exc.strerror})"
-            self._defer(claim, f"could not quarantine: {message}")
+            delay = self.settings.retry_delay(claim.attempts + 1)
+            self.journal.defer(claim, reason, delay)  # keep the rejection reason for the note
+            self.tally.deferred += 1
+            log.warning("claim %s: could not quarantine yet (%s); retried in %.0f s", claim.claim_id, message, delay)

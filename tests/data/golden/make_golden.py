@@ -5,6 +5,9 @@ that a change which breaks old archives fails CI. To add a newer golden
 archive for a new format version, write it to a new folder (golden/v2/ …).
 
     python tests/data/golden/make_golden.py OUTDIR
+
+v1/ was written by 0.1.0 (catalog schema 1, no quarantine); v2/ by 0.2.0
+(catalog schema 2, with one quarantined scan).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from scanarchive.archive.layout import Archive
+from scanarchive.intake import quarantine
 from scanarchive.pipeline import ingest_file
 
 PASSPHRASE = "golden archive passphrase v1"
@@ -61,9 +65,14 @@ def main(out: Path) -> None:
                 "searchable_word": lines[1].split()[0],
             }
         )
+    # Since 0.2.0 (catalog schema 2): one scan sealed into the quarantine.
+    rejected = b"this is not an image, so it is quarantined"
+    entry = quarantine.seal_scan(archive, rejected, "rejected.png", hashlib.sha256(rejected).hexdigest(), "golden")
+    held = [{"id": entry.id, "original_sha256": hashlib.sha256(rejected).hexdigest()}]
     archive.catalog.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     archive.close()
-    (out / "expected.json").write_text(json.dumps({"passphrase": PASSPHRASE, "records": expected}, indent=2) + "\n")
+    doc = {"passphrase": PASSPHRASE, "records": expected, "quarantine": held}
+    (out / "expected.json").write_text(json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":
