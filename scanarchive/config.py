@@ -87,12 +87,48 @@ class DropSettings:
 
 
 @dataclass(frozen=True)
+class IdentifySettings:
+    filename_pattern: str = ""
+
+    def __post_init__(self) -> None:
+        import re
+
+        if not isinstance(self.filename_pattern, str):
+            raise ConfigError("identify.filename_pattern must be a regular expression in quotes")
+        if self.filename_pattern:
+            try:
+                compiled = re.compile(self.filename_pattern)
+            except re.error as exc:
+                raise ConfigError(f"identify.filename_pattern is not a valid regular expression ({exc})") from exc
+            if not {"client", "date"} & set(compiled.groupindex):
+                raise ConfigError("identify.filename_pattern needs a named group (?P<client>…) or (?P<date>…)")
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    presets: tuple[str, ...] = ()
+    approval: str = "required"
+    allow_unconfirmed: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.presets, (list, tuple)) or not all(isinstance(p, str) for p in self.presets):
+            raise ConfigError('retention.presets must be a list of preset ids, like ["apa_2007", "us_tx_lpc"]')
+        object.__setattr__(self, "presets", tuple(self.presets))
+        if self.approval not in ("required", "automatic"):
+            raise ConfigError('retention.approval must be "required" or "automatic"')
+        if not isinstance(self.allow_unconfirmed, bool):
+            raise ConfigError("retention.allow_unconfirmed must be true or false")
+
+
+@dataclass(frozen=True)
 class ArchiveConfig:
     archive_id: str
     recipient: Recipient
     format_version: int = 1
     ingest: IngestSettings = field(default_factory=IngestSettings)
     drop: DropSettings = field(default_factory=DropSettings)
+    identify: IdentifySettings = field(default_factory=IdentifySettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -116,7 +152,7 @@ def parse_config(text: str) -> ArchiveConfig:
     version = archive.get("format_version", 1)
     if version != 1:
         raise ConfigError(f"config.toml has format_version {version!r}, which this scanarchive does not know")
-    unknown_tables = sorted(set(doc) - {"archive", "ingest", "drop"})
+    unknown_tables = sorted(set(doc) - {"archive", "ingest", "drop", "identify", "retention"})
     if unknown_tables:
         raise ConfigError(f"config.toml has unknown table(s) [{'], ['.join(unknown_tables)}]")
     return ArchiveConfig(
@@ -124,6 +160,8 @@ def parse_config(text: str) -> ArchiveConfig:
         recipient=recipient,
         ingest=_settings(IngestSettings, doc, "ingest"),
         drop=_settings(DropSettings, doc, "drop"),
+        identify=_settings(IdentifySettings, doc, "identify"),
+        retention=_settings(RetentionSettings, doc, "retention"),
     )
 
 
@@ -134,6 +172,29 @@ def _settings(cls: type[_T], doc: dict[str, Any], name: str) -> _T:
     if unknown:
         raise ConfigError(f"config.toml has unknown setting(s) {name}.{f', {name}.'.join(unknown)}")
     return cls(**table)
+
+
+def set_retention(path: Path, presets: list[str], allow_unconfirmed: bool) -> None:
+    """Rewrite [retention] presets (and allow_unconfirmed) in config.toml, keeping every comment."""
+    import re
+
+    from scanarchive.archive.store import write_atomic
+
+    text = path.read_text(encoding="utf-8")
+    listed = "[" + ", ".join(f'"{p}"' for p in presets) + "]"
+    if "[retention]" not in text:
+        text = text.rstrip("\n") + '\n\n[retention]\npresets = []\napproval = "required"\nallow_unconfirmed = false\n'
+    head, _, tail = text.partition("[retention]")
+    tail = re.sub(r"(?m)^presets = .*$", lambda _m: f"presets = {listed}", tail, count=1)
+    tail = re.sub(
+        r"(?m)^allow_unconfirmed = .*$",
+        lambda _m: f"allow_unconfirmed = {str(allow_unconfirmed).lower()}",
+        tail,
+        count=1,
+    )
+    new = head + "[retention]" + tail
+    parse_config(new)  # never write a config that does not load
+    write_atomic(path, new.encode("utf-8"))
 
 
 def render_config(archive_id: str, recipient: Recipient) -> str:

@@ -101,6 +101,11 @@ class WatcherRunning(ScanarchiveError):
     hint = "Only one watcher may run per archive. Stop the other one first (systemctl stop scanarchive-watch)."
 
 
+class RecordDestroyed(ScanarchiveError):
+    exit_code = 11
+    hint = "Its destruction certificate is in the archive's certificates/ folder."
+
+
 class Interrupted(ScanarchiveError):
     exit_code = 130
     hint = "Stopped before finishing; nothing was deleted. Run the command again."
@@ -122,6 +127,7 @@ EXIT_CODES: dict[str, int] = {
         RecordNotFound,
         EngineMissing,
         WatcherRunning,
+        RecordDestroyed,
         Interrupted,
     )
 }

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pikepdf
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -38,7 +38,9 @@ def _image_bytes(fmt: str, **kwargs: object) -> bytes:
 
 
 def tiff_multipage() -> bytes:
-    pages = [Image.new("L", (500, 300), shade) for shade in (255, 200, 150)]
+    pages = [Image.new("L", (500, 300), shade) for shade in (255, 230, 210)]
+    for n, page in enumerate(pages):  # some ink on each, so no page counts as blank
+        ImageDraw.Draw(page).line((20, 40 + 30 * n, 480, 60 + 30 * n), fill=0, width=6)
     out = io.BytesIO()
     pages[0].save(out, format="TIFF", save_all=True, append_images=pages[1:], compression="tiff_lzw")
     return out.getvalue()

@@ -87,3 +87,8 @@ def render_note(
         lines, width_in=width_in, height_in=height_in, rotation_deg=rotation_deg, noise=noise, blur=0.4, seed=seed
     )
     return image, lines
+
+
+def record_ids(out: str) -> list[str]:
+    """The record ids an `ingest` printed, in order."""
+    return re.findall(r"record ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", out)

@@ -18,7 +18,7 @@ def test_init_makes_a_private_archive_and_refuses_an_existing_one(
 ) -> None:
     assert (archive_dir.stat().st_mode & 0o777) == 0o700
     names = sorted(p.name for p in archive_dir.iterdir())
-    assert names == ["catalog.db", "config.toml", "identity.enc", "objects"]
+    assert names == ["audit.log", "catalog.db", "config.toml", "identity.enc", "objects"]
     identity = json.loads((archive_dir / "identity.enc").read_text())
     assert identity["kdf"]["name"] == "scrypt" and "ciphertext" in identity
     config = (archive_dir / "config.toml").read_text()
@@ -105,7 +105,9 @@ def test_passwd_changes_only_the_identity(
 
 
 def test_status_never_shows_secrets(archive_dir: Path, small_scan: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli(capsys, "--archive", archive_dir, "ingest", small_scan, "--client", "C-9").code == 0
+    assert (
+        cli(capsys, "--archive", archive_dir, "ingest", small_scan, "--client", "C-9", "--date", "2026-11-02").code == 0
+    )
     run = cli(capsys, "--archive", archive_dir, "status", "--json")
     doc = json.loads(run.out)
     assert doc["records"] == 1 and doc["pages"] == 1 and doc["unfiled"] == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli, find_plaintext, note_words, render_note
+from helpers import cli, find_plaintext, note_words, record_ids, render_note
 
 
 def test_no_word_of_the_note_anywhere_on_disk_or_in_logs(
@@ -33,7 +33,7 @@ def test_no_word_of_the_note_anywhere_on_disk_or_in_logs(
     run = cli(capsys, "-v", "--archive", archive_dir, "ingest", src)
     assert run.code == 0, run.err
     logs += run.err
-    record = run.out.split("record ", 1)[1].split(" ", 1)[0]
+    record = record_ids(run.out)[0]
     # search for words that are in the note, so the index really holds its text
     for word in sorted(words)[:6]:
         run = cli(capsys, "-v", "--archive", archive_dir, "search", word, "--passphrase-file", passphrase_file)

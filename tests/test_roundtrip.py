@@ -18,7 +18,7 @@ from scanarchive.archive.layout import Archive
 from scanarchive.config import IngestSettings
 from scanarchive.pages.load import Scan
 
-from helpers import cli, note_words, render_note, sha256
+from helpers import cli, note_words, record_ids, render_note, sha256
 
 
 def _pdf_page_images(pdf_bytes: bytes) -> list[Image.Image]:
@@ -40,8 +40,8 @@ def _show(capsys: pytest.CaptureFixture[str], archive: Path, record: str, pw: Pa
 def _ingest_one(capsys: pytest.CaptureFixture[str], archive: Path, path: Path, *extra: str) -> str:
     run = cli(capsys, "--archive", archive, "ingest", path, *extra)
     assert run.code == 0, run.err
-    assert "verified — the paper may be shredded" in run.out
-    return run.out.split("record ", 1)[1].split(" ", 1)[0]
+    assert "verified; all" in run.out and "the paper may be shredded" in run.out
+    return record_ids(run.out)[0]
 
 
 def test_png_round_trip_search_and_exact_pixels(
@@ -153,9 +153,9 @@ def test_source_changed_during_ingest_is_kept(
     before = sha256(small_scan)
     original = pdf.build_pdf
 
-    def build_and_touch(scan: Scan, settings: IngestSettings) -> bytes:
+    def build_and_touch(scan: Scan, settings: IngestSettings, pages: list[int] | None = None) -> bytes:
         small_scan.write_bytes(small_scan.read_bytes() + b"more")  # the scanner rewrites the file meanwhile
-        return original(scan, settings)
+        return original(scan, settings, pages)
 
     monkeypatch.setattr(pdf, "build_pdf", build_and_touch)
     with Archive(archive_dir) as archive:

@@ -13,7 +13,7 @@ from scanarchive.archive.layout import Archive
 from scanarchive.crypto import seal
 from scanarchive.errors import IntegrityError
 
-from helpers import cli, render_note
+from helpers import cli, record_ids, render_note
 
 
 def _flip(at: Callable[[bytes, seal.Header], int]) -> Callable[[bytes, seal.Header], bytes]:
@@ -46,7 +46,7 @@ def stored(archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     image.save(src, dpi=(300, 300))
     run = cli(capsys, "--archive", archive_dir, "ingest", src)
     assert run.code == 0, run.err
-    record = run.out.split("record ", 1)[1].split(" ", 1)[0]
+    record = record_ids(run.out)[0]
     with Archive(archive_dir) as archive:
         blob_path = archive.store.path_for(archive.catalog.record(record).blob_sha256)
     assert blob_path.stat().st_size > 3 * seal.CHUNK
@@ -93,7 +93,7 @@ def test_blob_swapped_between_records_is_detected(
         src = tmp_path / f"s{seed}.png"
         image.save(src)
         run = cli(capsys, "--archive", archive_dir, "ingest", src)
-        ids.append(run.out.split("record ", 1)[1].split(" ", 1)[0])
+        ids.append(record_ids(run.out)[0])
     with Archive(archive_dir) as archive:
         a, b = (archive.catalog.record(i) for i in ids)
         with archive.catalog.transaction() as db:

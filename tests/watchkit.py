@@ -34,8 +34,9 @@ def set_config(archive: Path, **values: float | int | str) -> None:
     path = archive / "config.toml"
     text = path.read_text()
     for key, value in values.items():
-        rendered = f'"{value}"' if isinstance(value, str) else str(value)
-        text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {rendered}", text)
+        rendered = f"'{value}'" if isinstance(value, str) else str(value)  # a TOML literal string: no escapes
+        line = f"{key} = {rendered}"
+        text, n = re.subn(rf"(?m)^{key} = .*$", lambda _m, line=line: line, text)  # type: ignore[misc]
         assert n == 1, key
     path.write_text(text)
 

@@ -8,6 +8,8 @@ Schema changes are numbered migrations tracked in PRAGMA user_version.
 
 from __future__ import annotations
 
+import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,9 +81,83 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX quarantine_source ON quarantine(source_sha256);
     """,
+    # 3: identification (note sheets, split stacks), scan quality per page, and filing history.
+    """
+    ALTER TABLE records ADD COLUMN source_pages TEXT NOT NULL DEFAULT '';
+    ALTER TABLE records ADD COLUMN blank_pages INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE records ADD COLUMN identified_by TEXT NOT NULL DEFAULT '';
+    ALTER TABLE records ADD COLUMN changed_seq INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE page_qc (
+        record_id TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+        page INTEGER NOT NULL,
+        source_page INTEGER NOT NULL,
+        dpi INTEGER,
+        contrast INTEGER NOT NULL,
+        skew REAL,
+        problems TEXT NOT NULL DEFAULT '',
+        warnings TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (record_id, page)
+    );
+    CREATE TABLE changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        record_id TEXT NOT NULL,
+        field TEXT NOT NULL,
+        old TEXT,
+        new TEXT,
+        at TEXT NOT NULL
+    );
+    """,
+    # 4: retention: clients' trigger facts, legal holds, approvals, and tombstones of destroyed records.
+    """
+    CREATE TABLE clients (
+        code TEXT PRIMARY KEY,
+        date_of_birth TEXT,
+        termination TEXT,
+        date_of_death TEXT,
+        last_entry TEXT,
+        last_service TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE holds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        client_code TEXT,
+        record_id TEXT,
+        reason TEXT NOT NULL,
+        placed_by TEXT NOT NULL,
+        placed_at TEXT NOT NULL,
+        released_at TEXT
+    );
+    CREATE UNIQUE INDEX holds_active_name ON holds(name) WHERE released_at IS NULL;
+    CREATE TABLE approvals (
+        record_id TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+        approved_by TEXT NOT NULL,
+        approved_at TEXT NOT NULL,
+        destroy_after TEXT NOT NULL
+    );
+    CREATE TABLE tombstones (
+        record_id TEXT PRIMARY KEY,
+        client_code TEXT,
+        record_class TEXT NOT NULL,
+        session_date TEXT,
+        page_count INTEGER NOT NULL,
+        blob_sha256 TEXT NOT NULL,
+        destroy_after TEXT NOT NULL,
+        preset_id TEXT NOT NULL,
+        preset_name TEXT NOT NULL,
+        citation TEXT NOT NULL,
+        mandate TEXT NOT NULL,
+        approved_by TEXT NOT NULL,
+        approved_at TEXT NOT NULL,
+        destroyed_at TEXT NOT NULL,
+        method TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 RECORD_CLASSES = ("progress", "psychotherapy")
+CLIENT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # the practice's pseudonyms; never a name
 
 
 def now_utc() -> str:
@@ -103,6 +179,14 @@ class RecordRow:
     blob_size: int
     created_at: str
     status: str
+    source_pages: str = ""  # which pages of the scanned file this record holds, e.g. "1-2" or "3,5"
+    blank_pages: int = 0  # blank pages (duplex backs) dropped from this record
+    identified_by: str = ""  # "sheet" | "filename" | "command line" | "" (unfiled)
+    changed_seq: int = 0
+
+    @property
+    def filed(self) -> bool:
+        return self.client_code is not None and self.session_date is not None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RecordRow:
@@ -121,6 +205,10 @@ class RecordRow:
             blob_size=row["blob_size"],
             created_at=row["created_at"],
             status=row["status"],
+            source_pages=row["source_pages"],
+            blank_pages=row["blank_pages"],
+            identified_by=row["identified_by"],
+            changed_seq=row["changed_seq"],
         )
 
 
@@ -190,8 +278,8 @@ class Catalog:
         """The record and its wrapped key, in the caller's transaction."""
         self.db.execute(
             "INSERT INTO records(id, client_code, session_date, record_class, page_count, ocr_failed_pages,"
-            " source_sha256, source_kind, blob_sha256, blob_size, created_at, status)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " source_sha256, source_kind, blob_sha256, blob_size, created_at, status, source_pages, blank_pages,"
+            " identified_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 row.id,
                 row.client_code,
@@ -205,6 +293,9 @@ class Catalog:
                 row.blob_size,
                 row.created_at,
                 row.status,
+                row.source_pages,
+                row.blank_pages,
+                row.identified_by,
             ),
         )
         self.db.execute("INSERT INTO record_keys(record_id, key_id, wrapped) VALUES (?,?,?)", (row.id, key_id, wrapped))
@@ -215,12 +306,86 @@ class Catalog:
             matches = self.db.execute("SELECT * FROM records WHERE id LIKE ? || '%' LIMIT 2", (record_id,)).fetchall()
             if len(matches) == 1 and len(record_id) >= 8:
                 return RecordRow.from_row(matches[0])
+            stone = self.db.execute(
+                "SELECT record_id, destroyed_at, preset_name, citation FROM tombstones"
+                " WHERE record_id = ? OR (length(?) >= 8 AND record_id LIKE ? || '%')",
+                (record_id, record_id, record_id),
+            ).fetchone()
+            if stone is not None:
+                from scanarchive.errors import RecordDestroyed
+
+                raise RecordDestroyed(
+                    f"record {stone[0]} was destroyed on {stone[1][:10]} under the retention rule "
+                    f"'{stone[2]}' ({stone[3]})"
+                )
             raise RecordNotFound(f"there is no record {record_id!r} in this archive")
         return RecordRow.from_row(row)
 
     def records(self, since_seq: int = 0) -> list[RecordRow]:
         rows = self.db.execute("SELECT * FROM records WHERE seq > ? ORDER BY seq", (since_seq,)).fetchall()
         return [RecordRow.from_row(r) for r in rows]
+
+    def all_by_source(self, source_sha256: str) -> list[RecordRow]:
+        rows = self.db.execute("SELECT * FROM records WHERE source_sha256 = ? ORDER BY seq", (source_sha256,))
+        return [RecordRow.from_row(r) for r in rows]
+
+    def unfiled(self) -> list[RecordRow]:
+        rows = self.db.execute("SELECT * FROM records WHERE client_code IS NULL OR session_date IS NULL ORDER BY seq")
+        return [RecordRow.from_row(r) for r in rows]
+
+    def add_page_qc(
+        self,
+        record_id: str,
+        page: int,
+        source_page: int,
+        dpi: int | None,
+        contrast: int,
+        skew: float | None,
+        problems: list[str],
+        warnings: list[str],
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO page_qc(record_id, page, source_page, dpi, contrast, skew, problems, warnings)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (record_id, page, source_page, dpi, contrast, skew, "; ".join(problems), "; ".join(warnings)),
+        )
+
+    def file_record(self, record_id: str, changes: dict[str, str | None]) -> None:
+        """Change a record's metadata (the only way it changes), keeping old and new values."""
+        current = self.record(record_id)
+        seq = int(self.get_meta("change_seq") or 0) + 1
+        for field, new in changes.items():
+            old = getattr(current, field)
+            if old == new:
+                continue
+            self.db.execute(f"UPDATE records SET {field} = ? WHERE id = ?", (new, current.id))  # noqa: S608 - ours
+            self.db.execute(
+                "INSERT INTO changes(record_id, field, old, new, at) VALUES (?,?,?,?,?)",
+                (current.id, field, old, new, now_utc()),
+            )
+        self.db.execute(
+            "UPDATE records SET changed_seq = ?, identified_by = 'filed by hand' WHERE id = ?", (seq, current.id)
+        )
+        self.set_meta("change_seq", str(seq))
+
+    def changed_since(self, change_seq: int) -> list[RecordRow]:
+        rows = self.db.execute("SELECT * FROM records WHERE changed_seq > ? ORDER BY changed_seq", (change_seq,))
+        return [RecordRow.from_row(r) for r in rows]
+
+    def history(self, record_id: str) -> list[tuple[str, str | None, str | None, str]]:
+        rows = self.db.execute("SELECT field, old, new, at FROM changes WHERE record_id = ? ORDER BY id", (record_id,))
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def sheet_key(self) -> bytes:
+        """The note-sheet MAC key, made on first use (sheets printed before and after verify alike)."""
+        value = self.get_meta("sheet_key")
+        if value is None:
+            with self.transaction():
+                value = self.get_meta("sheet_key")
+                if value is None:
+                    value = os.urandom(32).hex()
+                    self.set_meta("sheet_key", value)
+        return bytes.fromhex(value)
 
     def by_source(self, source_sha256: str) -> RecordRow | None:
         row = self.db.execute(
@@ -240,7 +405,7 @@ class Catalog:
     def counts(self) -> dict[str, int]:
         row = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(page_count),0), COALESCE(SUM(blob_size),0),"
-            " SUM(client_code IS NULL), SUM(ocr_failed_pages != '') FROM records"
+            " SUM(client_code IS NULL OR session_date IS NULL), SUM(ocr_failed_pages != '') FROM records"
         ).fetchone()
         return {
             "records": int(row[0]),

@@ -111,6 +111,45 @@ class SearchIndex:
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', ?)", (str(max(seq, self.last_seq())),)
         )
 
+    def last_change(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'last_change'").fetchone()
+        return int(row[0]) if row else 0
+
+    def refile(
+        self, record_id: str, client_code: str | None, session_date: str | None, record_class: str, change_seq: int
+    ) -> None:
+        """A record was filed by hand: its searchable metadata follows (in one statement each)."""
+        self.db.execute(
+            "UPDATE docs SET client_code = ?, session_date = ?, record_class = ? WHERE record_id = ?",
+            (client_code, session_date, record_class, record_id),
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_change', ?)",
+            (str(max(change_seq, self.last_change())),),
+        )
+
+    def purge_seq(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'purge_seq'").fetchone()
+        return int(row[0]) if row else 0
+
+    def forget(self, live: set[str], purge_seq: int) -> int:
+        """Drop every destroyed record's rows (secure_delete overwrites them); returns how many."""
+        gone = [str(r[0]) for r in self.db.execute("SELECT record_id FROM docs") if r[0] not in live]
+        self.begin()
+        for record_id in gone:
+            self.db.execute("DELETE FROM pages WHERE record_id = ?", (record_id,))
+            self.db.execute("DELETE FROM docs WHERE record_id = ?", (record_id,))
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('purge_seq', ?)", (str(purge_seq),))
+        self.commit()
+        return len(gone)
+
+    def rekey(self, key: bytes) -> None:
+        """Compact, then re-encrypt every page under a new key: copies made before are unreadable
+        once the old key is gone."""
+        self.db.execute("INSERT INTO pages(pages) VALUES ('optimize')")
+        self.db.execute("VACUUM")
+        self.db.execute(f"PRAGMA rekey = \"x'{key.hex()}'\"")
+
     def unindexed(self) -> list[str]:
         """Records seen but not readable at an earlier sync."""
         return [str(r[0]) for r in self.db.execute("SELECT record_id FROM docs WHERE indexed = 0 ORDER BY seq")]

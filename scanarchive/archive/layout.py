@@ -6,6 +6,10 @@
       catalog.db     records and wrapped keys (no clinical content)
       index.db       SQLCipher full-text index (derived)
       objects/ab/…   sealed payloads named by SHA-256 of the ciphertext
+      journal/       scans claimed from the drop folder, in flight
+      quarantine/    sealed scans that could not be archived
+      audit.log      append-only, hash-chained, no clinical content
+      certificates/  destruction certificates (no clinical content)
 
 Everything is created 0700 (folders) / 0600 (files).
 """
@@ -75,6 +79,12 @@ class Archive:
     def identity_path(self) -> Path:
         return self.root / IDENTITY
 
+    def audit(self, event: str, /, **fields: object) -> None:
+        """Append to the hash-chained audit log (ids, codes and counts only; see scanarchive/audit.py)."""
+        from scanarchive import audit
+
+        audit.append(audit.log_path(self.root), event, **fields)
+
     # --- creation -----------------------------------------------------------
 
     @classmethod
@@ -97,7 +107,9 @@ class Archive:
         finally:
             os.umask(old_umask)
         log.info("archive created at %s", root)
-        return cls(root)
+        archive = cls(root)
+        archive.audit("init", archive=archive_id, key_id=identity.recipient.key_id)
+        return archive
 
     # --- reading (needs the identity) ---------------------------------------
 
@@ -180,7 +192,28 @@ class Archive:
                 raise
             index.commit()
             added += 1
+        for record in self.catalog.changed_since(index.last_change()):
+            index.refile(record.id, record.client_code, record.session_date, record.record_class, record.changed_seq)
+        purges = int(self.catalog.get_meta("purge_seq") or 0)
+        if purges > index.purge_seq():
+            index.forget({r.id for r in self.catalog.records()}, purges)
+            self._rekey_index(index)
         return SyncReport(added, skipped)
+
+    def _rekey_index(self, index: SearchIndex) -> None:
+        """After a purge: a new index key, and the old one deleted (crypto-shredding old index copies).
+        A crash between the two leaves an index that no key opens: it is rebuilt, as derived data."""
+        current = self.catalog.index_key()
+        generation = (current[0] if current else 0) + 1
+        key = os.urandom(32)
+        index.rekey(key)
+        with self.catalog.transaction():
+            self.catalog.add_index_key(
+                generation,
+                self.config.recipient.key_id,
+                keys.wrap(key, self.config.recipient, index_context(generation)),
+            )
+        log.info("search index re-keyed after a purge (generation %d)", generation)
 
 
 def _open_index_file(path: Path, key: bytes) -> SearchIndex:

@@ -68,6 +68,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         doc = json.loads(archive.identity_path.read_bytes())
         log_n = int(doc["kdf"]["log_n"])
         write_atomic(archive.identity_path, keys.seal_identity(identity, new, log_n))
+        archive.audit("passwd", key_id=identity.recipient.key_id)
         print("Passphrase changed. Old copies of identity.enc (in backups) still open with the old passphrase.")
     return 0
 
@@ -149,6 +150,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 problems.append(text)
         known_q = {e.blob_sha256 for e in held}
         orphans += [f"quarantine/{d[:2]}/{d[2:]}" for d in quarantine.store(archive) if d not in known_q]
+        damaged_ids = [m.split()[1].rstrip(":") for m in problems if m.startswith("record ")]
+        archive.audit("verify", checked=checked, damaged=damaged_ids, ok=not problems)
     for message in problems:
         print(f"DAMAGED  {message}")
     for name in orphans:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import re
 from datetime import date
 from pathlib import Path
 
-from scanarchive.archive.catalog import RECORD_CLASSES
+from scanarchive.archive.catalog import CLIENT_CODE, RECORD_CLASSES
 from scanarchive.archive.layout import Archive
 from scanarchive.config import default_archive_dir
-
-CLIENT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
 
 def archive_dir(args: argparse.Namespace) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from scanarchive.cli.common import client_code, iso_date, open_archive, record_class
 from scanarchive.errors import ScanarchiveError, report
-from scanarchive.pipeline import ingest_file
+from scanarchive.pipeline import IngestResult, ingest_file
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         "ingest",
         parents=[common],
         help="seal scans into the archive (needs no passphrase)",
-        description="OCR each scan locally for the search index, seal it, verify it, then remove the source.",
+        description="OCR each scan locally for the search index, seal it, verify it, then remove the source. "
+        "Note sheets (scanarchive sheets) say whose note each page is; --client/--date apply to pages without one.",
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="PDF, TIFF, PNG or JPEG scans")
     p.add_argument("--client", type=client_code, help="the client's code (the practice's pseudonym, not a name)")
@@ -24,8 +25,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         "--class",
         dest="record_class",
         type=record_class,
-        default="progress",
-        help="progress (default) or psychotherapy",
+        default=None,
+        help="progress (the default) or psychotherapy",
     )
     p.add_argument("--keep-source", action="store_true", help="leave the scan file in place after sealing")
     p.set_defaults(func=cmd_ingest)
@@ -49,16 +50,51 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 code = report(exc, debug=args.debug)
                 status = status or code
                 continue
-            if result.duplicate:
-                print(f"{path}: already archived as record {result.record_id}; no second record was made.")
-            else:
-                pages = f"{result.page_count} page{'s' if result.page_count != 1 else ''}"
-                print(f"{path}: record {result.record_id} — {pages}, sealed and verified in {result.seconds:.1f} s.")
-                if result.ocr_failed_pages:
-                    listed = ", ".join(str(p) for p in result.ocr_failed_pages)
-                    print(f"  note: OCR could not read page(s) {listed}; they are archived but not searchable.")
+            archive.audit(
+                "ingest",
+                records=[r.record_id for r in result.records],
+                clients=sorted({r.client_code for r in result.records if r.client_code}),
+                pages=result.page_count,
+                duplicate=result.duplicate,
+                source_removed=result.source_removed,
+            )
+            print_result(path.name, result)
             if result.source_removed:
-                print("  verified — the paper may be shredded. The scan file was removed.")
-            elif not result.duplicate or args.keep_source:
-                print("  verified — the paper may be shredded. The scan file was kept (--keep-source).")
+                print("  The scan file was removed.")
+            elif args.keep_source:
+                print("  The scan file was kept (--keep-source).")
     return status
+
+
+def print_result(name: str, result: IngestResult) -> None:
+    """What a clinician needs after each scan: which records, whose, and whether to rescan."""
+    if result.duplicate:
+        print(f"{name}: already archived as record {result.record_id}; no second record was made.")
+        return
+    count = len(result.records)
+    print(f"{name}: {count} record{'s' if count != 1 else ''} sealed and verified in {result.seconds:.1f} s")
+    for outcome in result.records:
+        pages = _pages(outcome.source_pages)
+        who = outcome.client_code or "UNFILED"
+        when = outcome.session_date or "no date"
+        how = f" (from the {outcome.identified_by})" if outcome.identified_by else ""
+        print(f"  record {outcome.record_id} — {who}, {when}, {outcome.record_class}, {pages}{how}")
+        if not outcome.filed:
+            reason = f": {outcome.note}" if outcome.note else ""
+            print(f"    unfiled{reason}. File it with: scanarchive file {outcome.record_id[:8]} --client C --date D")
+        if outcome.ocr_failed_pages:
+            listed = ", ".join(str(p) for p in outcome.ocr_failed_pages)
+            print(f"    note: OCR could not read page(s) {listed} of this record; archived, but not searchable.")
+    if result.blank_pages:
+        print(f"  {len(result.blank_pages)} blank page(s) dropped: {_pages(result.blank_pages)} of the scan")
+    for page in result.quality:
+        notes = page.problems + page.warnings
+        if notes and not page.blank:
+            print(f"  page {page.page}: {'; '.join(notes)}")
+    print(f"  {result.verdict}")
+
+
+def _pages(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"page {numbers[0]}"
+    return "pages " + ", ".join(str(n) for n in numbers)

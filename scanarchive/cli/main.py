@@ -8,7 +8,17 @@ import sys
 from collections.abc import Sequence
 
 from scanarchive import __version__
-from scanarchive.cli import archive_cmds, demo_cmd, ingest_cmds, search_cmds, watch_cmds
+from scanarchive.cli import (
+    archive_cmds,
+    audit_cmds,
+    demo_cmd,
+    export_cmds,
+    filing_cmds,
+    ingest_cmds,
+    retention_cmds,
+    search_cmds,
+    watch_cmds,
+)
 from scanarchive.errors import report
 
 
@@ -29,7 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"scanarchive {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (archive_cmds, ingest_cmds, watch_cmds, search_cmds, demo_cmd):
+    for module in (
+        archive_cmds,
+        ingest_cmds,
+        watch_cmds,
+        filing_cmds,
+        search_cmds,
+        export_cmds,
+        retention_cmds,
+        audit_cmds,
+        demo_cmd,
+    ):
         module.register(sub, common)
     return parser
 

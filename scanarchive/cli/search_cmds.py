@@ -47,6 +47,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             hits = index.search(query, client=args.client, since=args.since, until=args.until, limit=args.limit)
         finally:
             index.close()
+        # that a search happened and how many results: never the query text
+        archive.audit("search", results=len(hits), **({"client": args.client} if args.client else {}))
     if report.skipped:
         print(
             f"warning: {len(report.skipped)} damaged record(s) could not be indexed; run 'scanarchive verify --read-data'",
@@ -72,6 +74,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         record = archive.catalog.record(args.record)
         identity = archive.unlock(get_passphrase(args.passphrase_file))
         data = archive.open_section(identity, record, "pdf")
+        archive.audit("show", record=record.id, **({"client": record.client_code} if record.client_code else {}))
     if args.stdout:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

@@ -105,7 +105,8 @@ def cmd_failed_retry(args: argparse.Namespace) -> int:
         with private_tempdir() as tmp:
             path = tmp / "scan"
             path.write_bytes(data)
-            result = ingest_file(archive, path)  # InputRejected again -> the handler says why; entry is kept
+            # InputRejected again -> the handler says why; the entry is kept
+            result = ingest_file(archive, path, source_name=entry.source_name)
         quarantine.remove(archive, entry)
     print(f"Archived as record {result.record_id} ({result.page_count} page(s)); removed from the quarantine.")
     return 0

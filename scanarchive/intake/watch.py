@@ -202,6 +202,7 @@ class Watcher:
                 self.archive,
                 path,
                 retry_if_ocr_timed_out=claim.attempts + 1 < self.settings.ocr_timeout_attempts,
+                source_name=claim.source_name,
             )
         except InputRejected as exc:
             self._quarantine(claim, path, exc.message)
@@ -225,20 +226,40 @@ class Watcher:
             self._defer(claim, f"unexpected {type(exc).__name__}")
             return
         self.journal.finish(claim)
+        self._audit(
+            "ingest",
+            records=[r.record_id for r in result.records],
+            clients=sorted({r.client_code for r in result.records if r.client_code}),
+            pages=result.page_count,
+            duplicate=result.duplicate,
+            item=claim.claim_id,
+        )
         if result.duplicate:
             self.tally.duplicates += 1
             log.info("claim %s: already archived as record %s; no second record", claim.claim_id, result.record_id)
         else:
-            self.tally.archived += 1
-            self.tally.record_ids.append(result.record_id)
-            flagged = f", OCR failed on page(s) {result.ocr_failed_pages}" if result.ocr_failed_pages else ""
-            log.info(
-                "record %s: %d page(s), %.1f s, verified — the paper may be shredded%s",
-                result.record_id,
-                result.page_count,
-                time.perf_counter() - started,
-                flagged,
-            )
+            seconds = time.perf_counter() - started
+            for outcome in result.records:
+                self.tally.archived += 1
+                self.tally.record_ids.append(outcome.record_id)
+                flagged = f", OCR failed on page(s) {outcome.ocr_failed_pages}" if outcome.ocr_failed_pages else ""
+                filed = "filed" if outcome.filed else "UNFILED (scanarchive inbox)"  # codes never go in logs
+                log.info(
+                    "record %s: %s, %d page(s), %.1f s%s",
+                    outcome.record_id,
+                    filed,
+                    len(outcome.source_pages),
+                    seconds,
+                    flagged,
+                )
+            log.info("claim %s: %s", claim.claim_id, result.verdict)
+
+    def _audit(self, event: str, **fields: object) -> None:
+        """The watcher keeps working if the audit log cannot be appended (it says so loudly)."""
+        try:
+            self.archive.audit(event, **fields)
+        except (ScanarchiveError, ValueError, OSError) as exc:
+            log.error("the audit log could not be appended (%s); run 'scanarchive audit verify'", type(exc).__name__)
 
     def _defer(self, claim: Claim, reason: str) -> None:
         delay = self.settings.retry_delay(claim.attempts + 1)
@@ -261,6 +282,7 @@ class Watcher:
                     log.warning("quarantined %s, but its note could not be written (%s)", entry.id, text)
             self.journal.finish(claim)
             self.tally.quarantined += 1
+            self._audit("quarantine", item=entry.id, source_sha256=claim.sha256 or "0" * 64)
         except (ScanarchiveError, OSError) as exc:
             message = exc.message if isinstance(exc, ScanarchiveError) else f"a file error ({exc.strerror})"
             delay = self.settings.retry_delay(claim.attempts + 1)

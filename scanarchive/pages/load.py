@@ -44,6 +44,7 @@ class Scan:
     data: bytes
     page_count: int
     pdf_page_sizes: tuple[tuple[float, float], ...] = ()  # points (1/72 in), PDFs only
+    pdf_image_dpi: tuple[int | None, ...] = ()  # resolution of each PDF page's scanned image, if it has one
 
 
 def sniff(data: bytes) -> str:
@@ -70,26 +71,30 @@ def check(data: bytes, settings: IngestSettings) -> Scan:
     if len(data) > settings.max_file_mb * 1024 * 1024:
         raise InputRejected(f"the file is larger than the limit of {settings.max_file_mb} MB (ingest.max_file_mb)")
     kind = sniff(data)
+    dpis: tuple[int | None, ...] = ()
     if kind == "pdf":
-        sizes = _pdf_page_sizes(data, settings)
+        sizes, dpis = _pdf_page_sizes(data, settings)
         pages = len(sizes)
     else:
         sizes, pages = (), _image_page_count(data, settings)
     if pages > settings.max_pages:
         raise InputRejected(f"the file has {pages} pages; the limit is {settings.max_pages} (ingest.max_pages)")
-    return Scan(kind, data, pages, sizes)
+    return Scan(kind, data, pages, sizes, dpis)
 
 
-def _pdf_page_sizes(data: bytes, settings: IngestSettings) -> tuple[tuple[float, float], ...]:
+def _pdf_page_sizes(
+    data: bytes, settings: IngestSettings
+) -> tuple[tuple[tuple[float, float], ...], tuple[int | None, ...]]:
     try:
         with pikepdf.open(io.BytesIO(data)) as pdf:
             count = len(pdf.pages)
             if count > settings.max_pages:
                 raise InputRejected(f"the file has {count} pages; the limit is {settings.max_pages} (ingest.max_pages)")
-            sizes = []
+            sizes, dpis = [], []
             for page in pdf.pages:
                 box = [float(v) for v in page.mediabox]
                 sizes.append((abs(box[2] - box[0]), abs(box[3] - box[1])))
+                dpis.append(_scanned_dpi(page, sizes[-1][0]))
     except InputRejected:
         raise
     except pikepdf.PasswordError as exc:
@@ -101,7 +106,55 @@ def _pdf_page_sizes(data: bytes, settings: IngestSettings) -> tuple[tuple[float,
         raise InputRejected("the PDF is damaged and cannot be read") from exc
     if count == 0:
         raise InputRejected("the PDF has no pages")
-    return tuple(sizes)
+    return tuple(sizes), tuple(dpis)
+
+
+def _scanned_dpi(page: pikepdf.Page, width_pt: float) -> int | None:
+    """The resolution of the page's largest image, if the page is a scan (else None)."""
+    try:
+        widths = [int(image.Width) for image in page.get_images().values()]
+    except Exception:  # an odd image dictionary only means "resolution unknown"
+        return None
+    if not widths or width_pt <= 0:
+        return None
+    return round(max(widths) / (width_pt / 72))
+
+
+ANALYSIS_DPI = 150
+
+
+def iter_analysis_pages(
+    scan: Scan, settings: IngestSettings, timeout: float
+) -> Iterator[tuple[int, Image.Image | None, int | None]]:
+    """(page number, image or None if it cannot be rendered, scan resolution), one page at a time,
+    for the sheet-code and quality checks."""
+    if scan.kind == "pdf":
+        for number, (width_pt, height_pt) in enumerate(scan.pdf_page_sizes, start=1):
+            area_in2 = max(width_pt * height_pt / (72 * 72), 1e-6)
+            dpi = max(10, min(ANALYSIS_DPI, int((settings.max_megapixels * 1_000_000 / area_in2) ** 0.5)))
+            image: Image.Image | None
+            try:
+                png = poppler.render_page(scan.data, number, dpi, timeout=timeout)
+                image = Image.open(io.BytesIO(png))
+                image.load()
+            except poppler.PageRenderError:
+                image = None  # kept as a page (never taken for blank); OCR will flag it
+            yield number, image, scan.pdf_image_dpi[number - 1] if scan.pdf_image_dpi else None
+        return
+    for number, frame in enumerate(iter_image_pages(scan.data, settings), start=1):
+        yield number, frame, stated_dpi(frame)
+
+
+def stated_dpi(frame: Image.Image) -> int | None:
+    """The resolution the image file states (PNG stores pixels per metre: 299.9994 -> 300)."""
+    raw = frame.info.get("dpi")
+    if not isinstance(raw, tuple) or not raw:
+        return None
+    try:
+        value = round(float(raw[0]))
+    except (TypeError, ValueError):
+        return None
+    return value if value > 1 else None
 
 
 def _open_image(data: bytes, settings: IngestSettings) -> Image.Image:
@@ -187,8 +240,17 @@ def ocr_ready(frame: Image.Image) -> Image.Image:
 PageSource = Callable[[str], bytes]  # (private temp dir) -> PNG bytes of one page
 
 
-def iter_ocr_pages(scan: Scan, settings: IngestSettings, timeout: float) -> Iterator[tuple[int, PageSource]]:
-    """(page number, how to get its PNG for OCR) for every page, lazily.
+def iter_ocr_pages(
+    scan: Scan,
+    settings: IngestSettings,
+    timeout: float,
+    only: set[int] | None = None,
+    turn: dict[int, int] | None = None,
+) -> Iterator[tuple[int, PageSource]]:
+    """(page number, how to get its PNG for OCR) for every page (or those in `only`), lazily.
+
+    `turn` gives, per page, the degrees a page is rotated (from its sheet code): the
+    OCR copy is turned upright, the archived image never is.
 
     Image frames are decoded here, in order (TIFF frames must be read in
     sequence); PDF pages are rendered by the worker that calls the source, so
@@ -198,20 +260,42 @@ def iter_ocr_pages(scan: Scan, settings: IngestSettings, timeout: float) -> Iter
         budget = settings.max_megapixels * 1_000_000
         for number, (width_pt, height_pt) in enumerate(scan.pdf_page_sizes, start=1):
             # Lower the resolution for huge pages so the raster stays within the pixel limit.
+            if only is not None and number not in only:
+                continue
             area_in2 = max(width_pt * height_pt / (72 * 72), 1e-6)
             dpi = max(10, min(OCR_DPI, int((budget / area_in2) ** 0.5)))
-            yield number, functools.partial(_render_pdf_page, scan.data, number, dpi, timeout)
+            angle = (turn or {}).get(number, 0)
+            yield number, functools.partial(_render_pdf_page, scan.data, number, dpi, timeout, angle)
         return
     for number, frame in enumerate(iter_image_pages(scan.data, settings), start=1):
+        if only is not None and number not in only:
+            continue
         dpi = frame.info.get("dpi", (OCR_DPI, OCR_DPI))
         out = io.BytesIO()
-        ocr_ready(frame).save(out, format="PNG", compress_level=1, dpi=_clean_dpi(dpi))
+        upright(ocr_ready(frame), (turn or {}).get(number, 0)).save(
+            out, format="PNG", compress_level=1, dpi=_clean_dpi(dpi)
+        )
         png = out.getvalue()
         yield number, lambda _tmp, png=png: png  # type: ignore[misc]
 
 
-def _render_pdf_page(pdf: bytes, number: int, dpi: int, timeout: float, tmpdir: str) -> bytes:
-    return poppler.render_page(pdf, number, dpi, timeout=timeout, cwd=tmpdir)
+def _render_pdf_page(pdf: bytes, number: int, dpi: int, timeout: float, angle: int, tmpdir: str) -> bytes:
+    png = poppler.render_page(pdf, number, dpi, timeout=timeout, cwd=tmpdir)
+    if not angle:
+        return png
+    out = io.BytesIO()
+    upright(Image.open(io.BytesIO(png)), angle).save(out, format="PNG", compress_level=1, dpi=(dpi, dpi))
+    return out.getvalue()
+
+
+def upright(image: Image.Image, angle: int) -> Image.Image:
+    """Turn an OCR copy by the sheet code's orientation (degrees, counter-clockwise)."""
+    angle %= 360
+    if angle == 0:
+        return image
+    if angle in (90, 180, 270):
+        return image.rotate(angle, expand=True)
+    return image.rotate(angle, expand=True, fillcolor=255, resample=Image.Resampling.BILINEAR)
 
 
 def _clean_dpi(dpi: object) -> tuple[int, int]:

@@ -12,6 +12,7 @@ import io
 import logging
 
 import img2pdf
+import pikepdf
 from PIL import Image
 
 from scanarchive.config import IngestSettings
@@ -21,20 +22,37 @@ from scanarchive.pages.load import Scan, iter_image_pages
 log = logging.getLogger(__name__)
 
 
-def build_pdf(scan: Scan, settings: IngestSettings) -> bytes:
+def build_pdf(scan: Scan, settings: IngestSettings, pages: list[int] | None = None) -> bytes:
+    """The record's PDF: the whole scan, or only `pages` (1-based) when a stack is split."""
+    if pages is not None and pages == list(range(1, scan.page_count + 1)):
+        pages = None
     if scan.kind == "pdf":
-        return scan.data
-    try:
-        return bytes(img2pdf.convert(scan.data, rotation=img2pdf.Rotation.ifvalid))
-    except Exception as exc:  # img2pdf raises many types (AlphaChannelError, ValueError, …)
-        log.info("img2pdf refused the image as it is (%s); storing its pages as lossless PNG", type(exc).__name__)
-    pngs: list[bytes] = []
-    for frame in iter_image_pages(scan.data, settings):
-        pngs.append(_png(frame))
+        return scan.data if pages is None else _pdf_pages(scan.data, pages)
+    if pages is None:
+        try:
+            return bytes(img2pdf.convert(scan.data, rotation=img2pdf.Rotation.ifvalid))
+        except Exception as exc:  # img2pdf raises many types (AlphaChannelError, ValueError, …)
+            log.info("img2pdf refused the image as it is (%s); storing its pages as lossless PNG", type(exc).__name__)
+    wanted = set(pages) if pages is not None else None
+    pngs = [
+        _png(frame)
+        for number, frame in enumerate(iter_image_pages(scan.data, settings), start=1)
+        if wanted is None or number in wanted
+    ]
     try:
         return bytes(img2pdf.convert(pngs, rotation=img2pdf.Rotation.ifvalid))
     except Exception as exc:
         raise InputRejected("the image cannot be stored as a PDF page") from exc
+
+
+def _pdf_pages(data: bytes, pages: list[int]) -> bytes:
+    """Some pages of a PDF, copied object for object (their images are not re-encoded)."""
+    with pikepdf.open(io.BytesIO(data)) as source, pikepdf.new() as target:
+        for number in pages:
+            target.pages.append(source.pages[number - 1])
+        out = io.BytesIO()
+        target.save(out)
+    return out.getvalue()
 
 
 def _png(frame: Image.Image) -> bytes:

@@ -1,0 +1,121 @@
+"""Verbs that say whose note it is: sheets (print), inbox (unfiled records), file (set client/date)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scanarchive.archive.store import write_atomic
+from scanarchive.cli.common import client_code, iso_date, open_archive, record_class
+from scanarchive.errors import UsageError
+from scanarchive.pages import sheets
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "sheets",
+        parents=[common],
+        help="print note sheets whose code files each scanned page (needs no passphrase)",
+        description="Makes a PDF of note sheets. The code on each sheet carries the client code, session date and "
+        "class (never a name), so a scanned stack files itself, one record per session.",
+    )
+    p.add_argument("--client", type=client_code, required=True)
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--date", type=iso_date, help="one session date")
+    when.add_argument("--dates", help="several session dates, comma-separated")
+    when.add_argument("--undated", action="store_true", help="sheets without a date (filed by date later)")
+    p.add_argument("--class", dest="record_class", type=record_class, default="progress")
+    p.add_argument("--count", type=int, default=1, help="sheets per session: the first and N-1 continuation sheets")
+    p.add_argument("--paper", choices=sorted(sheets.PAPER_INCHES), default="letter")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.pdf")
+    p.set_defaults(func=cmd_sheets)
+
+    p = sub.add_parser("inbox", parents=[common], help="list records that still need a client or a date")
+    p.set_defaults(func=cmd_inbox)
+
+    p = sub.add_parser("file", parents=[common], help="set a record's client, date or class (the change is kept)")
+    p.add_argument("record")
+    p.add_argument("--client", type=client_code)
+    p.add_argument("--date", type=iso_date)
+    p.add_argument("--class", dest="record_class", type=record_class)
+    p.set_defaults(func=cmd_file)
+
+
+def cmd_sheets(args: argparse.Namespace) -> int:
+    if not 1 <= args.count <= 50:
+        raise UsageError("--count must be between 1 and 50")
+    dates: list[str | None]
+    if args.undated:
+        dates = [None]
+    elif args.dates:
+        try:
+            dates = [iso_date(d.strip()) for d in args.dates.split(",") if d.strip()]
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"--dates: {exc}") from exc
+        if not dates:
+            raise UsageError("--dates names no date")
+    else:
+        dates = [args.date]
+    out: Path = args.output
+    if out.exists():
+        raise UsageError(f"{out} already exists; choose a new file name")
+    with open_archive(args) as archive:
+        key = archive.catalog.sheet_key()
+        archive8 = archive.config.archive_id.replace("-", "")[:8]
+    pages = [
+        sheets.render_sheet(sheets.SheetInfo(archive8, args.client, day, args.record_class, n), key, args.paper)
+        for day in dates
+        for n in range(1, args.count + 1)
+    ]
+    write_atomic(out, sheets.sheets_pdf(pages), mode=0o644)
+    print(f"Wrote {len(pages)} note sheet(s) for {args.client} to {out}. Print at 100 % (no 'fit to page').")
+    return 0
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    with open_archive(args) as archive:
+        waiting = archive.catalog.unfiled()
+    if not waiting:
+        print("The inbox is empty: every record has a client and a date.")
+        return 0
+    for r in waiting:
+        who = r.client_code or "no client"
+        when = r.session_date or "no date"
+        print(f"{r.id}  {r.created_at}  {who:<12} {when:<10}  {r.page_count} page(s)")
+    print(f"{len(waiting)} record(s) to file: scanarchive file RECORD --client C --date D")
+    print("Unfiled records are never destroyed by retention; 'scanarchive show RECORD' helps to see whose they are.")
+    return 0
+
+
+def cmd_file(args: argparse.Namespace) -> int:
+    changes: dict[str, str | None] = {}
+    if args.client:
+        changes["client_code"] = args.client
+    if args.date:
+        changes["session_date"] = args.date
+    if args.record_class:
+        changes["record_class"] = args.record_class
+    if not changes:
+        raise UsageError("nothing to change", hint="Give --client, --date and/or --class.")
+    with open_archive(args) as archive:
+        record = archive.catalog.record(args.record)
+        before = len(archive.catalog.history(record.id))
+        with archive.catalog.transaction():
+            archive.catalog.file_record(record.id, changes)
+        updated = archive.catalog.record(record.id)
+        made = archive.catalog.history(record.id)[before:]
+        archive.audit(
+            "file",
+            record=record.id,
+            fields=[m[0] for m in made],
+            **({"client": updated.client_code} if updated.client_code else {}),
+        )
+    who = updated.client_code or "no client"
+    print(f"Record {updated.id}: {who}, {updated.session_date or 'no date'}, {updated.record_class}.")
+    for field, old, new, at in made:
+        print(f"  {field}: {old or '(none)'} -> {new} ({at})")
+    if not made:
+        print("  Nothing changed: it already had those values.")
+    if not updated.filed:
+        print("  Still unfiled: it needs both a client and a date.")
+    return 0

@@ -1,0 +1,305 @@
+"""Verbs for retention: client facts, presets in force, review and approval, legal holds, purge."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+
+from scanarchive.cli.common import client_code, iso_date, open_archive
+from scanarchive.config import set_retention
+from scanarchive.errors import ConfigError, UsageError
+from scanarchive.retention import clients, holds, purge, review
+from scanarchive.retention.policy import decide
+from scanarchive.retention.presets import load_presets, select_presets
+
+FACT_FLAGS = {
+    "born": "date_of_birth",
+    "terminated": "termination",
+    "died": "date_of_death",
+    "last_entry": "last_entry",
+    "last_service": "last_service",
+}
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    client = sub.add_parser("client", parents=[common], help="clients' retention facts (codes and dates only)")
+    verbs = client.add_subparsers(dest="client_command", required=True, metavar="ACTION")
+    for verb, helptext in (("add", "add a client"), ("set", "change a client's facts ('' clears one)")):
+        v = verbs.add_parser(verb, parents=[common], help=helptext)
+        v.add_argument("code", type=client_code)
+        for flag, fact in FACT_FLAGS.items():
+            v.add_argument(f"--{flag.replace('_', '-')}", dest=fact, type=_date_or_clear, metavar="DATE")
+        v.set_defaults(func=cmd_client_save, create=verb == "add")
+    v = verbs.add_parser("show", parents=[common], help="a client's facts and when each record may be destroyed")
+    v.add_argument("code", type=client_code)
+    v.set_defaults(func=cmd_client_show)
+    v = verbs.add_parser("list", parents=[common], help="every client code")
+    v.set_defaults(func=cmd_client_list)
+
+    ret = sub.add_parser("retention", parents=[common], help="retention rules, review and approval")
+    verbs = ret.add_subparsers(dest="retention_command", required=True, metavar="ACTION")
+    v = verbs.add_parser("presets", parents=[common], help="the shipped rules, with their status and citation")
+    v.set_defaults(func=cmd_presets)
+    v = verbs.add_parser("use", parents=[common], help="put these presets in force (replaces the list)")
+    v.add_argument("presets", nargs="+")
+    v.add_argument("--allow-unconfirmed", action="store_true", help="also accept presets marked unconfirmed")
+    v.set_defaults(func=cmd_use)
+    v = verbs.add_parser("due", parents=[common], help="records due for destruction, and why")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_due)
+    v = verbs.add_parser("approve", parents=[common], help="approve the destruction of due records")
+    v.add_argument("records", nargs="*")
+    v.add_argument("--all-due", action="store_true")
+    v.add_argument("--by", required=True, metavar="NAME", help="who approves (kept in the certificate)")
+    v.set_defaults(func=cmd_approve)
+
+    hold = sub.add_parser("hold", parents=[common], help="legal holds: nothing held is ever destroyed")
+    verbs = hold.add_subparsers(dest="hold_command", required=True, metavar="ACTION")
+    v = verbs.add_parser("place", parents=[common], help="place a named hold on a client or a record")
+    v.add_argument("name")
+    target = v.add_mutually_exclusive_group(required=True)
+    target.add_argument("--client", type=client_code)
+    target.add_argument("--record")
+    v.add_argument("--reason", required=True, help="why (e.g. 'subpoena received'); no clinical content")
+    v.set_defaults(func=cmd_hold_place)
+    v = verbs.add_parser("release", parents=[common], help="release a hold")
+    v.add_argument("name")
+    v.set_defaults(func=cmd_hold_release)
+    v = verbs.add_parser("list", parents=[common], help="holds in place")
+    v.set_defaults(func=cmd_hold_list)
+
+    p = sub.add_parser(
+        "purge",
+        parents=[common],
+        help="destroy records that are due, approved and not on hold (needs no passphrase)",
+        description="Meant to run unattended (config/systemd/scanarchive-purge.timer). Each destroyed record "
+        "gets a certificate in certificates/; its key is deleted, so backup copies become unreadable.",
+    )
+    p.add_argument("--dry-run", action="store_true", help="explain, for every record, why it is kept or destroyed")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--today", type=iso_date, help=argparse.SUPPRESS)  # for tests and what-if reviews
+    p.set_defaults(func=cmd_purge)
+
+
+def _token(name: str) -> str:
+    """Hold names go into the audit log as tokens (letters, digits, . _ : -)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._:-]", "-", name)[:64] or "-"
+
+
+def _date_or_clear(text: str) -> str:
+    return "" if text == "" else iso_date(text)
+
+
+def _today(args: argparse.Namespace) -> date:
+    value = getattr(args, "today", None)
+    return date.fromisoformat(value) if value else date.today()
+
+
+def cmd_client_save(args: argparse.Namespace) -> int:
+    facts = {fact: getattr(args, fact) for fact in FACT_FLAGS.values() if getattr(args, fact) is not None}
+    with open_archive(args) as archive:
+        clients.save(archive.catalog, args.code, facts, create=args.create)
+        archive.audit("client", client=args.code, fields=sorted(facts))
+    print(f"Client {args.code} {'added' if args.create else 'updated'}; retention dates follow the new facts.")
+    return 0
+
+
+def cmd_client_show(args: argparse.Namespace) -> int:
+    with open_archive(args) as archive:
+        client = clients.get(archive.catalog, args.code)
+        presets = review.presets_in_force(archive) if archive.config.retention.presets else []
+        records = [r for r in archive.catalog.records() if r.client_code == args.code]
+        facts = client.facts()
+        print(f"Client {client.code}")
+        for name in clients.FACTS:
+            recorded = client.recorded.get(name)
+            shown = recorded or (
+                f"{client.latest_session} (latest session)"
+                if name in ("last_entry", "last_service") and client.latest_session
+                else "not recorded"
+            )
+            print(f"  {name.replace('_', ' '):<14} {shown}")
+        for record in records:
+            session = date.fromisoformat(record.session_date) if record.session_date else None
+            decision = decide(facts, session, record.record_class, presets, date.today())  # type: ignore[arg-type]
+            print(f"record {record.id}  {record.session_date or 'no date'}  {record.record_class}")
+            print("  " + decision.explain().replace("\n", "\n  "))
+    return 0
+
+
+def cmd_client_list(args: argparse.Namespace) -> int:
+    with open_archive(args) as archive:
+        for code in clients.codes(archive.catalog):
+            print(code)
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    with open_archive(args) as archive:
+        in_force = set(archive.config.retention.presets)
+    for preset in sorted(load_presets().values(), key=lambda p: p.id):
+        mark = "*" if preset.id in in_force else " "
+        print(f"{mark} {preset.id:<24} {preset.status:<11} {preset.name} — {preset.citation}")
+    print("* = in force. Unconfirmed presets need checking against the official text before use.")
+    return 0
+
+
+def cmd_use(args: argparse.Namespace) -> int:
+    chosen = select_presets(load_presets(), args.presets)
+    unconfirmed = [p.id for p in chosen if not p.confirmed]
+    if unconfirmed and not args.allow_unconfirmed:
+        raise ConfigError(
+            f"{', '.join(unconfirmed)} {'is' if len(unconfirmed) == 1 else 'are'} unconfirmed",
+            hint="Check the rule against the official text; then add --allow-unconfirmed.",
+        )
+    with open_archive(args) as archive:
+        set_retention(archive.root / "config.toml", [p.id for p in chosen], bool(unconfirmed))
+        archive.audit("retention", presets=[p.id for p in chosen])
+    for preset in chosen:
+        warning = "  (UNCONFIRMED: check it)" if not preset.confirmed else ""
+        print(f"In force: {preset.name} — {preset.citation}{warning}")
+    print("A record is kept until the latest date any of these gives.")
+    return 0
+
+
+def _reviews(args: argparse.Namespace) -> tuple[list[review.Review], str]:
+    with open_archive(args) as archive:
+        presets = review.presets_in_force(archive)
+        return review.review_all(archive, _today(args), presets), archive.config.retention.approval
+
+
+def cmd_due(args: argparse.Namespace) -> int:
+    reviews, _ = _reviews(args)
+    due = [r for r in reviews if r.due]
+    if args.json:
+        doc = [
+            {
+                "record_id": r.record.id,
+                "client_code": r.record.client_code,
+                "session_date": r.record.session_date,
+                "record_class": r.record.record_class,
+                "destroy_after": str(r.decision.destroy_after),
+                "controlling_preset": r.decision.controlling.id if r.decision.controlling else None,
+                "held_by": [h.name for h in r.holds],
+                "approved_by": r.approved_by,
+            }
+            for r in due
+        ]
+        print(json.dumps({"due": doc, "count": len(doc)}, indent=2))
+        return 0
+    if not due:
+        print("No record is due for destruction.")
+        return 0
+    for r in due:
+        state = "ON HOLD" if r.holds else ("approved" if r.approved_by else "needs approval")
+        print(f"{r.record.id}  {r.record.client_code}  {r.record.session_date}  {state}")
+        print("  " + r.decision.explain().splitlines()[0])
+    print(f"{len(due)} record(s) due. Approve with: scanarchive retention approve RECORD… --by NAME")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    if bool(args.records) == bool(args.all_due):
+        raise UsageError("name the records to approve, or give --all-due")
+    from scanarchive.archive.catalog import now_utc
+
+    with open_archive(args) as archive:
+        reviews = {r.record.id: r for r in review.review_all(archive, date.today(), review.presets_in_force(archive))}
+        wanted = (
+            [r for r in reviews.values() if r.due]
+            if args.all_due
+            else [reviews[archive.catalog.record(rid).id] for rid in args.records]
+        )
+        for r in wanted:
+            if not r.due:
+                raise UsageError(f"record {r.record.id} is not due: {r.decision.explain().splitlines()[0]}")
+        with archive.catalog.transaction() as db:
+            for r in wanted:
+                db.execute(
+                    "INSERT OR REPLACE INTO approvals(record_id, approved_by, approved_at, destroy_after)"
+                    " VALUES (?,?,?,?)",
+                    (r.record.id, args.by, now_utc(), str(r.decision.destroy_after)),
+                )
+        archive.audit("approve", records=[r.record.id for r in wanted], count=len(wanted))
+    held = sum(1 for r in wanted if r.holds)
+    print(f"Approved {len(wanted)} record(s) for destruction by {args.by}.")
+    if held:
+        print(f"{held} of them are on legal hold: they stay until the hold is released.")
+    return 0
+
+
+def cmd_hold_place(args: argparse.Namespace) -> int:
+    with open_archive(args) as archive:
+        placed = holds.place(archive.catalog, args.name, args.reason, client=args.client, record=args.record)
+        archive.audit(
+            "hold_place",
+            hold=_token(placed.name),
+            **({"client": placed.client_code} if placed.client_code else {"record": placed.record_id}),
+        )
+    what = f"client {placed.client_code}" if placed.client_code else f"record {placed.record_id}"
+    print(f"Hold '{placed.name}' placed on {what}. Nothing it covers can be destroyed until it is released.")
+    return 0
+
+
+def cmd_hold_release(args: argparse.Namespace) -> int:
+    with open_archive(args) as archive:
+        holds.release(archive.catalog, args.name)
+        archive.audit("hold_release", hold=_token(args.name))
+    print(f"Hold '{args.name}' released. Records it covered follow their retention rules again.")
+    return 0
+
+
+def cmd_hold_list(args: argparse.Namespace) -> int:
+    with open_archive(args) as archive:
+        placed = holds.active(archive.catalog)
+    if not placed:
+        print("No legal holds are in place.")
+    for h in placed:
+        what = f"client {h.client_code}" if h.client_code else f"record {h.record_id}"
+        print(f"{h.name}: {what} — {h.reason} (placed {h.placed_at} by {h.placed_by})")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    with open_archive(args) as archive:
+        if not archive.config.retention.presets:
+            raise ConfigError(
+                "no retention rules are in force, so nothing can be judged due; purge refuses to run",
+                hint="Choose the rules that bind the practice: scanarchive retention use PRESET…",
+            )
+        approval = archive.config.retention.approval
+        reviews = review.review_all(archive, _today(args), review.presets_in_force(archive))
+        purge.repair_certificates(archive)
+        plan = [(r, *r.verdict(approval)) for r in reviews]
+        destroyed = []
+        if not args.dry_run:
+            for r, go, _ in plan:
+                if go:
+                    destroyed.append(purge.destroy(archive, r, approval))
+            purge.finish(archive)
+        archive.audit(
+            "purge",
+            records=[d.record_id for d in destroyed],
+            count=len(destroyed),
+            dry_run=bool(args.dry_run),
+            automatic=approval == "automatic",
+        )
+    if args.json:
+        doc = [{"record_id": r.record.id, "destroy": go, "reason": why} for r, go, why in plan]
+        print(
+            json.dumps(
+                {"dry_run": args.dry_run, "records": doc, "destroyed": [d.record_id for d in destroyed]}, indent=2
+            )
+        )
+        return 0
+    for r, go, why in plan:
+        action = ("would destroy" if args.dry_run else "destroyed") if go else "kept"
+        print(f"{r.record.id}  {action:<13} {why}")
+    if args.dry_run:
+        print(f"Dry run: {sum(1 for _, go, _ in plan if go)} record(s) would be destroyed; nothing was changed.")
+    else:
+        print(f"{len(destroyed)} record(s) destroyed; certificates are in {archive.root / 'certificates'}.")
+    return 0

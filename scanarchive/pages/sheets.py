@@ -1,0 +1,187 @@
+"""Note sheets: printable pages whose QR code says whose note it is, and reading them back.
+
+Handwriting OCR cannot be trusted to find a client or a date, so metadata is
+printed in advance. The QR payload is compact, versioned and authenticated:
+
+    SA1:<archive8>|<client>|<yyyymmdd or ->|<P|T>|<sheet>|<template or ->|<check>
+
+archive8 is the first 8 hex digits of the archive id; check is the first 10
+base32 characters of HMAC-SHA256(sheet key, everything before "|<check>").
+The sheet key is random, kept in the catalog (the watcher can verify, no one
+without the archive can print a sheet that files notes). No name ever goes in.
+A QR that fails to parse, names another archive, or fails its check never
+files a record: the page is treated as an unidentified sheet.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import os
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
+
+import img2pdf
+import segno
+import zxingcpp
+from PIL import Image, ImageDraw, ImageFont
+
+PREFIX = "SA1:"
+PAPER_INCHES = {"letter": (8.5, 11.0), "a4": (8.27, 11.69)}
+CLASS_CODES = {"progress": "P", "psychotherapy": "T"}
+_CLASS_NAMES = {v: k for k, v in CLASS_CODES.items()}
+DPI = 300
+DECODE_LONG_SIDE = 2200  # pixels: QR decoding runs on a copy scaled to this size
+
+
+@dataclass(frozen=True)
+class SheetInfo:
+    archive8: str
+    client_code: str
+    session_date: str | None  # ISO date or None (an undated sheet)
+    record_class: str
+    sheet: int
+    template: str | None = None
+
+    def body(self) -> str:
+        day = self.session_date.replace("-", "") if self.session_date else "-"
+        fields = [
+            self.archive8,
+            self.client_code,
+            day,
+            CLASS_CODES[self.record_class],
+            str(self.sheet),
+            self.template or "-",
+        ]
+        return PREFIX + "|".join(fields)
+
+
+class QrStatus(Enum):
+    NONE = "no sheet code"
+    VALID = "sheet code read"
+    FOREIGN = "sheet code from another archive"
+    INVALID = "sheet code damaged or not genuine"
+
+
+@dataclass(frozen=True)
+class PageCode:
+    status: QrStatus
+    sheet: SheetInfo | None = None
+    orientation: int = 0  # degrees the page is turned (0, 90, 180, 270 …)
+
+
+def check_value(key: bytes, body: str) -> str:
+    digest = hmac.new(key, body.encode("utf-8"), hashlib.sha256).digest()
+    return base64.b32encode(digest).decode()[:10]
+
+
+def encode(info: SheetInfo, key: bytes) -> str:
+    body = info.body()
+    return f"{body}|{check_value(key, body)}"
+
+
+def parse(text: str, key: bytes, archive8: str) -> PageCode:
+    """What a decoded QR text means for this archive."""
+    if not text.startswith(PREFIX):
+        return PageCode(QrStatus.INVALID)
+    parts = text[len(PREFIX) :].split("|")
+    if len(parts) != 7:
+        return PageCode(QrStatus.INVALID)
+    arch, client, day, cls, sheet, template, check = parts
+    if arch != archive8:
+        return PageCode(QrStatus.FOREIGN)
+    body = text[: text.rfind("|")]
+    if not hmac.compare_digest(check, check_value(key, body)):
+        return PageCode(QrStatus.INVALID)
+    try:
+        iso = None if day == "-" else date(int(day[:4]), int(day[4:6]), int(day[6:8])).isoformat()
+        info = SheetInfo(arch, client, iso, _CLASS_NAMES[cls], int(sheet), None if template == "-" else template)
+    except (ValueError, KeyError):
+        return PageCode(QrStatus.INVALID)
+    return PageCode(QrStatus.VALID, info)
+
+
+def new_key() -> bytes:
+    return os.urandom(32)
+
+
+# --- reading -------------------------------------------------------------------
+
+
+def read_page_code(page: Image.Image, key: bytes, archive8: str) -> PageCode:
+    """Find the sheet QR on a page (any rotation, 150–600 dpi, JPEG-compressed scans)."""
+    gray = page.convert("L")
+    scale = DECODE_LONG_SIDE / max(gray.size)
+    candidates = [gray.resize((round(gray.width * scale), round(gray.height * scale)))] if scale < 1 else []
+    candidates.append(gray)
+    for image in candidates:
+        found = zxingcpp.read_barcodes(
+            image,
+            formats=zxingcpp.BarcodeFormat.QRCode,  # type: ignore[arg-type]  # one format converts implicitly
+            return_errors=True,
+        )
+        for barcode in found:
+            if not barcode.valid:
+                return PageCode(QrStatus.INVALID)  # a QR is there but does not decode: never guess
+            code = parse(barcode.text, key, archive8)
+            return PageCode(code.status, code.sheet, int(barcode.orientation) % 360)
+    return PageCode(QrStatus.NONE)
+
+
+# --- printing ------------------------------------------------------------------
+
+
+def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    for path in (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/humor-sans/Humor-Sans.ttf",
+    ):
+        if os.path.exists(path):
+            return ImageFont.truetype(path, px)
+    return ImageFont.load_default()
+
+
+def render_sheet(info: SheetInfo, key: bytes, paper: str = "letter") -> Image.Image:
+    """One printable sheet at 300 dpi (1-bit, so the PDF stays small and the code crisp)."""
+    width_in, height_in = PAPER_INCHES[paper]
+    width, height = round(width_in * DPI), round(height_in * DPI)
+    page = Image.new("1", (width, height), 1)
+    draw = ImageDraw.Draw(page)
+    margin = int(0.5 * DPI)
+    qr = segno.make(encode(info, key), error="m", micro=False)
+    qr_img = _qr_image(qr, target=int(1.25 * DPI))
+    page.paste(qr_img, (width - margin - qr_img.width, margin))
+    big, small = _font(44), _font(30)
+    day = info.session_date or "date: ____________"
+    kind = "Psychotherapy note (kept separate)" if info.record_class == "psychotherapy" else "Progress note"
+    sheet = "first sheet" if info.sheet == 1 else f"continuation sheet {info.sheet}"
+    draw.text((margin, margin), f"Client {info.client_code}", font=big, fill=0)
+    draw.text((margin, margin + 70), f"Session {day}", font=big, fill=0)
+    draw.text((margin, margin + 140), f"{kind} · {sheet}", font=small, fill=0)
+    draw.text((margin, margin + 190), f"archive {info.archive8} · do not write over the code", font=small, fill=0)
+    top = margin + qr_img.height + 60
+    for y in range(top, height - margin - 60, int(0.36 * DPI)):
+        draw.line((margin, y, width - margin, y), fill=0, width=2)
+    draw.text((margin, height - margin - 20), "scanarchive note sheet · scan the whole page", font=small, fill=0)
+    return page
+
+
+def _qr_image(qr: segno.QRCode, target: int) -> Image.Image:
+    out = io.BytesIO()
+    qr.save(out, kind="png", scale=1, border=4)
+    out.seek(0)
+    small = Image.open(out).convert("1")
+    scale = max(1, target // small.width)
+    return small.resize((small.width * scale, small.height * scale), Image.Resampling.NEAREST)
+
+
+def sheets_pdf(pages: list[Image.Image]) -> bytes:
+    pngs = []
+    for page in pages:
+        out = io.BytesIO()
+        page.save(out, format="PNG", dpi=(DPI, DPI))
+        pngs.append(out.getvalue())
+    return bytes(img2pdf.convert(pngs))

@@ -1,0 +1,92 @@
+"""Which records are due, and why: the review queue behind `retention due`, `approve` and `purge`.
+
+A record is destroyed only when ALL hold:
+  - it is filed (client and session date known): unfiled records are never due;
+  - the latest date over every preset in force has passed (policy.decide);
+  - no legal hold covers it (its client or itself);
+  - it is approved for that same date, unless the practice chose automatic disposal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from scanarchive.archive.catalog import RecordRow
+from scanarchive.archive.layout import Archive
+from scanarchive.errors import ConfigError
+from scanarchive.retention import clients, holds
+from scanarchive.retention.policy import ClientFacts, Decision, decide, is_due
+from scanarchive.retention.presets import DEFAULT_FOLDER, Preset, load_presets, select_presets
+
+
+@dataclass(frozen=True)
+class Review:
+    record: RecordRow
+    decision: Decision
+    holds: tuple[holds.Hold, ...]
+    approved_by: str | None
+    approved_at: str | None
+
+    @property
+    def due(self) -> bool:
+        return is_due(self.decision, self.decision.decided_on)
+
+    def verdict(self, approval: str) -> tuple[bool, str]:
+        """(destroy now?, the reason in plain words)."""
+        if not self.due:
+            return False, self.decision.explain().splitlines()[0]
+        if self.holds:
+            names = ", ".join(f"'{h.name}'" for h in self.holds)
+            return False, f"Due since after {self.decision.destroy_after}, but on legal hold {names}: kept."
+        if approval == "required" and self.approved_by is None:
+            return False, f"Due since after {self.decision.destroy_after}; waiting for approval (retention approve)."
+        who = self.approved_by or "automatic disposal (config)"
+        return True, f"Due since after {self.decision.destroy_after}; approved by {who}: destroy."
+
+
+def presets_in_force(archive: Archive, folder: Path | None = None) -> list[Preset]:
+    settings = archive.config.retention
+    chosen = select_presets(load_presets(folder or DEFAULT_FOLDER), list(settings.presets))
+    unconfirmed = [p.id for p in chosen if not p.confirmed]
+    if unconfirmed and not settings.allow_unconfirmed:
+        raise ConfigError(
+            f"the preset(s) {', '.join(unconfirmed)} are unconfirmed and allow_unconfirmed is false",
+            hint="Check them against the official text, then 'scanarchive retention use … --allow-unconfirmed'.",
+        )
+    return chosen
+
+
+def review_all(archive: Archive, today: date, presets: list[Preset]) -> list[Review]:
+    in_force = holds.active(archive.catalog)
+    approvals = {
+        r[0]: (r[1], r[2], r[3])
+        for r in archive.catalog.db.execute("SELECT record_id, approved_by, approved_at, destroy_after FROM approvals")
+    }
+    facts_by_client: dict[str, ClientFacts] = {}
+    reviews = []
+    for record in archive.catalog.records():
+        facts = ClientFacts()
+        if record.client_code is not None:
+            if record.client_code not in facts_by_client:
+                facts_by_client[record.client_code] = clients.get(archive.catalog, record.client_code).facts()
+            facts = facts_by_client[record.client_code]
+        session = date.fromisoformat(record.session_date) if record.filed and record.session_date else None
+        decision = decide(facts, session, record.record_class, presets, today)  # type: ignore[arg-type]
+        approved = approvals.get(record.id)
+        # An approval holds only for the date it was given for: new facts mean a new review.
+        if approved is not None and (
+            decision.destroy_after is None or approved[2] != decision.destroy_after.isoformat()
+        ):
+            approved = None
+        reviews.append(
+            Review(
+                record,
+                decision,
+                tuple(holds.holding(in_force, record)),
+                approved[0] if approved else None,
+                approved[1] if approved else None,
+            )
+        )
+    return reviews
