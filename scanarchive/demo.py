@@ -59,6 +59,38 @@ def make_scans(drop: Path) -> list[tuple[Path, str, str, list[str]]]:
     return made
 
 
+def make_sheet_scan(archive_root: Path, drop: Path) -> Path:
+    """A printed tick-box sheet for DEMO-03, written on and ticked, 'scanned' slightly askew."""
+    import io
+    import random
+
+    from PIL import ImageDraw, ImageFont
+
+    from scanarchive.pages import sheets, templates
+
+    template = templates.latest("progress")
+    with Archive(archive_root) as archive:
+        key = archive.catalog.sheet_key()
+        archive8 = archive.config.archive_id.replace("-", "")[:8]
+    info = sheets.SheetInfo(archive8, "DEMO-03", "2026-11-23", "progress", 1, template.token)
+    page = sheets.render_sheet(info, key, template=template).convert("L")
+    top = sheets.content_top(sheets.encode(info, key))
+    draw = ImageDraw.Draw(page)
+    rng = random.Random(7)
+    placed, notes_top = templates.layout(template, top, sheets.MARGIN)
+    for box in placed:
+        mark = "check" if box.key in ("topic.sleep", "risk.si_denied", "homework.assigned") else "none"
+        synth.draw_mark(draw, box.x, box.y, templates.BOX, mark, rng)
+    font = ImageFont.truetype(str(synth.LEGIBLE_FONT), 64)
+    for n, line in enumerate(synth.synthetic_note(404, sentences=3)):
+        draw.text((170, notes_top + 150 + 108 * n), line[:50], font=font, fill=30)
+    out = io.BytesIO()
+    page.rotate(1.2, expand=True, fillcolor=255).save(out, format="JPEG", quality=85, dpi=(300, 300))
+    path = drop / "2026-11-23-sheet.jpg"
+    path.write_bytes(out.getvalue())
+    return path
+
+
 def pick_query(archive_root: Path, lines: list[str]) -> str:
     """A word of the first note that OCR actually read (handwriting OCR misses some)."""
     candidates = sorted({w.lower() for w in synth.note_words(lines, min_len=6)}, key=len, reverse=True)
@@ -119,6 +151,8 @@ def run(folder: Path, cli: Callable[[Sequence[str]], int], echo: Callable[[str],
             "--date",
             day,
         )
+    sheet = make_sheet_scan(archive, folder / "drop")
+    step("Seal a scanned note sheet: its code says whose note it is", "--archive", str(archive), "ingest", str(sheet))
     query = pick_query(archive, scans[0][3])
     step(f"Search for '{query}'", "--archive", str(archive), "search", query, "--passphrase-file", str(secret))
     step(
@@ -129,6 +163,16 @@ def run(folder: Path, cli: Callable[[Sequence[str]], int], echo: Callable[[str],
         query,
         "--client",
         "DEMO-01",
+        "--passphrase-file",
+        str(secret),
+    )
+    step(
+        "Find notes by a ticked box",
+        "--archive",
+        str(archive),
+        "search",
+        "--has",
+        "topic.sleep",
         "--passphrase-file",
         str(secret),
     )

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from PIL import Image
+
 from scanarchive.archive.catalog import CLIENT_CODE, RecordRow, now_utc
 from scanarchive.archive.layout import Archive, record_context
 from scanarchive.archive.store import fsync_dir
@@ -35,7 +37,7 @@ from scanarchive.config import IngestSettings
 from scanarchive.crypto import keys, seal
 from scanarchive.errors import InputRejected, IntegrityError, TransientError
 from scanarchive.ocr import engine, tesseract
-from scanarchive.pages import load, pdf, poppler, qc, sheets
+from scanarchive.pages import load, pdf, poppler, qc, sheets, templates
 from scanarchive.tempdir import private_tempdir
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class PageLook:
     number: int  # in the scanned file, from 1
     code: sheets.PageCode
     quality: qc.PageQc
+    boxes: dict[str, str] = field(default_factory=dict)  # tick boxes of a template sheet (clinical content)
 
 
 @dataclass
@@ -141,7 +144,10 @@ def look_at_pages(archive: Archive, scan: load.Scan) -> list[PageLook]:
             # Cameras and some apps write 72 dpi whatever the pixels: trust the pixels when they show
             # at least a letter-width page at that resolution (a true 100 dpi page scan stays refused).
             dpi = max(dpi, round(image.width / 8.5))
-        looks.append(PageLook(number, code, qc.check_page(image, number, dpi, orientation)))
+        look = PageLook(number, code, qc.check_page(image, number, dpi, orientation))
+        if code.status is sheets.QrStatus.VALID and code.sheet is not None and code.sheet.template:
+            look.boxes = _read_boxes(image, code, look.quality)
+        looks.append(look)
         image.close()
     too_coarse = [look for look in looks if look.quality.dpi is not None and look.quality.dpi < qc.MIN_DPI]
     if too_coarse:
@@ -152,6 +158,22 @@ def look_at_pages(archive: Archive, scan: load.Scan) -> list[PageLook]:
             hint="Scan the note again at 300 dpi; the file was not archived.",
         )
     return looks
+
+
+def _read_boxes(image: Image.Image, code: sheets.PageCode, quality: qc.PageQc) -> dict[str, str]:
+    """Tick boxes by the template and version the code names; unclear ones are reported, never guessed."""
+    assert code.sheet is not None and code.sheet.template is not None
+    template = templates.load_all().get(code.sheet.template)
+    if template is None or len(code.corners) != 3:
+        quality.warnings.append("its tick-box template is unknown here, so the boxes were not read")
+        return {}
+    x, y, side = sheets.qr_geometry(code.text)
+    frame = templates.Frame((x, y), side, *code.corners)
+    readings = templates.read_boxes(image, template, frame, sheets.content_top(code.text), sheets.MARGIN)
+    unclear = sum(1 for r in readings if r.state == templates.UNCLEAR)
+    if unclear:  # a count only: which boxes is clinical content
+        quality.warnings.append(f"{unclear} tick box(es) unclear — check them on the paper (not guessed)")
+    return {r.key: r.state for r in readings}
 
 
 @dataclass
@@ -210,7 +232,7 @@ def filename_metadata(pattern: str, name: str) -> tuple[str | None, str | None]:
         return None, None
     found = match.groupdict()
     client, day = found.get("client"), found.get("date")
-    if client is not None and not CLIENT_CODE.match(client):
+    if client is not None and not CLIENT_CODE.fullmatch(client):
         client = None  # not a valid code: never file under it
     iso = None
     if day:
@@ -294,6 +316,9 @@ def ingest_file(
     if retry_if_ocr_timed_out and page_texts and all(p.status == "timeout" for p in page_texts):
         raise TransientError("OCR timed out on every page; the scan will be tried again later")
     by_page = {p.page: p for p in page_texts}
+    for look in looks:
+        if look.boxes and look.number in by_page:
+            by_page[look.number].boxes = look.boxes
 
     prepared = []  # (row, wrapped, key, pdf bytes, ocr bytes, outcome, qc of pages)
     quality = {look.number: look.quality for look in looks}
@@ -304,7 +329,7 @@ def ingest_file(
         texts = []
         for position, number in enumerate(group.pages, start=1):
             text = by_page[number]
-            texts.append(engine.PageText(position, text.status, text.reason, text.engine, text.words))
+            texts.append(engine.PageText(position, text.status, text.reason, text.engine, text.words, text.boxes))
         outcome.ocr_failed_pages = [t.page for t in texts if t.status != "ok"]
         ocr_doc = engine.to_json(texts, sorted({t.engine for t in texts if t.engine}))
         record_key = os.urandom(32)  # seal

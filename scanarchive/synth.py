@@ -637,3 +637,43 @@ def make_scan_set(
         write_scan(path, images, f)
         results.append((path, written))
     return results
+
+
+# ---------------------------------------------------------------------------
+# Tick marks (synthetic pen marks on note-sheet boxes)
+# ---------------------------------------------------------------------------
+
+MARKS: Final[tuple[str, ...]] = ("check", "cross", "filled", "circled", "pencil", "edge", "slash")
+NOT_A_TICK: Final[str] = "stray"  # a pen line running through a box and well beyond: must never read as ticked
+
+
+def draw_mark(draw: ImageDraw.ImageDraw, x: int, y: int, size: int, kind: str, rng: random.Random) -> None:
+    """Draw one SYNTHETIC mark on a box whose top-left is (x, y), at 300 dpi, with a little jitter."""
+
+    def j(v: int) -> int:
+        return v + rng.randint(-3, 3)
+
+    ink = rng.randint(20, 70)
+    width = rng.randint(4, 7)
+    if kind == "check":
+        draw.line([(j(x + 12), j(y + 34)), (j(x + 28), j(y + 52)), (j(x + 58), j(y + 8))], fill=ink, width=width)
+    elif kind == "pencil":  # faint grey pencil
+        draw.line([(j(x + 12), j(y + 34)), (j(x + 28), j(y + 52)), (j(x + 56), j(y + 10))],
+                  fill=rng.randint(150, 175), width=width)
+    elif kind == "cross":
+        draw.line([(j(x + 10), j(y + 10)), (j(x + size - 10), j(y + size - 10))], fill=ink, width=width)
+        draw.line([(j(x + size - 10), j(y + 10)), (j(x + 10), j(y + size - 10))], fill=ink, width=width)
+    elif kind == "filled":
+        draw.rectangle((j(x + 6), j(y + 6), j(x + size - 6), j(y + size - 6)), fill=ink)
+    elif kind == "circled":
+        pad = rng.randint(16, 24)
+        draw.ellipse((x - pad, y - pad, x + size + pad, y + size + pad), outline=ink, width=width)
+    elif kind == "edge":  # a tick whose long stroke runs out over the box edge
+        draw.line([(j(x + 20), j(y + 40)), (j(x + 34), j(y + 60)), (j(x + 80), j(y - 30))], fill=ink, width=width)
+    elif kind == "slash":
+        draw.line([(j(x + 12), j(y + size - 12)), (j(x + size - 12), j(y + 12))], fill=ink, width=width)
+    elif kind == NOT_A_TICK:
+        dy = rng.randint(-8, 8)
+        draw.line([(x - 170, y + size // 2 + dy), (x + size + 170, y + size // 2 - dy)], fill=ink, width=width)
+    elif kind != "none":
+        raise ValueError(f"unknown mark {kind!r}")

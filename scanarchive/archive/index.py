@@ -19,6 +19,8 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS docs (record_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
     " client_code TEXT, session_date TEXT, record_class TEXT, indexed INTEGER NOT NULL DEFAULT 1)",
+    "CREATE TABLE IF NOT EXISTS facts (record_id TEXT NOT NULL, page INTEGER NOT NULL, key TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS facts_key ON facts(key, record_id)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5("
     " body, record_id UNINDEXED, page UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')",
 )
@@ -33,7 +35,8 @@ class Hit:
     record_class: str | None
     page: int
     snippet: str
-    rank: float  # bm25: lower is better
+    rank: float  # bm25: lower is better (0 when only tick boxes were asked for)
+    facts: tuple[str, ...] = ()  # ticked boxes of the record
 
 
 def build_match(query: str) -> str:
@@ -90,6 +93,7 @@ class SearchIndex:
         session_date: str | None,
         record_class: str,
         pages: list[tuple[int, str]] | None,
+        facts: list[tuple[int, str]] | None = None,
     ) -> None:
         """Add one record's pages (inside the caller's transaction) and advance last_seq.
 
@@ -97,6 +101,10 @@ class SearchIndex:
         retried at every sync until it opens, e.g. after a restore.
         """
         self.db.execute("DELETE FROM pages WHERE record_id = ?", (record_id,))
+        self.db.execute("DELETE FROM facts WHERE record_id = ?", (record_id,))
+        self.db.executemany(
+            "INSERT INTO facts(record_id, page, key) VALUES (?,?,?)", [(record_id, p, k) for p, k in facts or []]
+        )
         self.db.execute(
             "INSERT OR REPLACE INTO docs(record_id, seq, client_code, session_date, record_class, indexed)"
             " VALUES (?,?,?,?,?,?)",
@@ -132,16 +140,20 @@ class SearchIndex:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'purge_seq'").fetchone()
         return int(row[0]) if row else 0
 
-    def forget(self, live: set[str], purge_seq: int) -> int:
+    def forget(self, live: set[str]) -> int:
         """Drop every destroyed record's rows (secure_delete overwrites them); returns how many."""
         gone = [str(r[0]) for r in self.db.execute("SELECT record_id FROM docs") if r[0] not in live]
         self.begin()
         for record_id in gone:
             self.db.execute("DELETE FROM pages WHERE record_id = ?", (record_id,))
+            self.db.execute("DELETE FROM facts WHERE record_id = ?", (record_id,))
             self.db.execute("DELETE FROM docs WHERE record_id = ?", (record_id,))
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('purge_seq', ?)", (str(purge_seq),))
         self.commit()
         return len(gone)
+
+    def set_purge_seq(self, purge_seq: int) -> None:
+        """Recorded only after the re-key: a crash before it means forget and re-key run again."""
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('purge_seq', ?)", (str(purge_seq),))
 
     def rekey(self, key: bytes) -> None:
         """Compact, then re-encrypt every page under a new key: copies made before are unreadable
@@ -162,13 +174,21 @@ class SearchIndex:
         since: str | None = None,
         until: str | None = None,
         limit: int = 20,
+        has: tuple[str, ...] = (),
     ) -> list[Hit]:
-        sql = (
-            "SELECT p.record_id, d.client_code, d.session_date, d.record_class, p.page,"
-            " snippet(pages, 0, '[', ']', '…', 10), bm25(pages)"
-            " FROM pages p JOIN docs d ON d.record_id = p.record_id WHERE pages MATCH ?"
-        )
-        params: list[object] = [build_match(query)]
+        if not _TOKEN.findall(query) and has:  # tick boxes only: one hit per record
+            sql = "SELECT d.record_id, d.client_code, d.session_date, d.record_class, 1, '', 0 FROM docs d WHERE 1 = 1"
+            params: list[object] = []
+        else:
+            sql = (
+                "SELECT p.record_id, d.client_code, d.session_date, d.record_class, p.page,"
+                " snippet(pages, 0, '[', ']', '…', 10), bm25(pages)"
+                " FROM pages p JOIN docs d ON d.record_id = p.record_id WHERE pages MATCH ?"
+            )
+            params = [build_match(query)]
+        for key in has:
+            sql += " AND d.record_id IN (SELECT record_id FROM facts WHERE key = ?)"
+            params.append(key)
         if client is not None:
             sql += " AND d.client_code = ?"
             params.append(client)
@@ -178,7 +198,14 @@ class SearchIndex:
         if until is not None:
             sql += " AND d.session_date <= ?"
             params.append(until)
-        sql += " ORDER BY bm25(pages) LIMIT ?"
+        sql += " ORDER BY 7, d.session_date DESC LIMIT ?"
         params.append(limit)
         rows = self.db.execute(sql, params).fetchall()
-        return [Hit(r[0], r[1], r[2], r[3], int(r[4]), str(r[5]).replace("\n", " "), float(r[6])) for r in rows]
+        return [
+            Hit(r[0], r[1], r[2], r[3], int(r[4]), str(r[5]).replace("\n", " "), float(r[6]), self.facts_of(r[0]))
+            for r in rows
+        ]
+
+    def facts_of(self, record_id: str) -> tuple[str, ...]:
+        rows = self.db.execute("SELECT DISTINCT key FROM facts WHERE record_id = ? ORDER BY key", (record_id,))
+        return tuple(str(r[0]) for r in rows)

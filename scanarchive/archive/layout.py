@@ -176,8 +176,11 @@ class Archive:
         retry = [r for r in self.catalog.records() if r.id in pending] if pending else []
         for record in retry + self.catalog.records(since_seq=index.last_seq()):
             pages: list[tuple[int, str]] | None
+            facts: list[tuple[int, str]] = []
             try:
-                pages = [(p.page, p.text) for p in self.ocr_pages(identity, record)]
+                opened = self.ocr_pages(identity, record)
+                pages = [(p.page, p.text) for p in opened]
+                facts = [(p.page, key) for p in opened for key, state in p.boxes.items() if state == "ticked"]
             except IntegrityError as exc:
                 log.error("%s", exc.message)
                 skipped.append(record.id)
@@ -185,7 +188,7 @@ class Archive:
             index.begin()
             try:
                 index.add_record(
-                    record.seq, record.id, record.client_code, record.session_date, record.record_class, pages
+                    record.seq, record.id, record.client_code, record.session_date, record.record_class, pages, facts
                 )
             except BaseException:
                 index.rollback()
@@ -196,8 +199,9 @@ class Archive:
             index.refile(record.id, record.client_code, record.session_date, record.record_class, record.changed_seq)
         purges = int(self.catalog.get_meta("purge_seq") or 0)
         if purges > index.purge_seq():
-            index.forget({r.id for r in self.catalog.records()}, purges)
+            index.forget({r.id for r in self.catalog.records()})
             self._rekey_index(index)
+            index.set_purge_seq(purges)
         return SyncReport(added, skipped)
 
     def _rekey_index(self, index: SearchIndex) -> None:

@@ -28,7 +28,7 @@ def iso_date(text: str) -> str:
 
 
 def client_code(text: str) -> str:
-    if not CLIENT_CODE.match(text):
+    if not CLIENT_CODE.fullmatch(text):
         # The value is not echoed: a name typed by mistake should not be repeated on screen or in logs.
         raise argparse.ArgumentTypeError(
             "that is not a client code: use the practice's pseudonym (1-32 letters, digits, '.', '_' or '-'), never a name"

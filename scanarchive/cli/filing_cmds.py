@@ -8,7 +8,7 @@ from pathlib import Path
 from scanarchive.archive.store import write_atomic
 from scanarchive.cli.common import client_code, iso_date, open_archive, record_class
 from scanarchive.errors import UsageError
-from scanarchive.pages import sheets
+from scanarchive.pages import sheets, templates
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument("--class", dest="record_class", type=record_class, default="progress")
     p.add_argument("--count", type=int, default=1, help="sheets per session: the first and N-1 continuation sheets")
     p.add_argument("--paper", choices=sorted(sheets.PAPER_INCHES), default="letter")
+    p.add_argument(
+        "--template",
+        metavar="NAME",
+        help="a sheet with tick boxes from config/sheets/ (e.g. progress, risk); the newest version",
+    )
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.pdf")
     p.set_defaults(func=cmd_sheets)
 
@@ -59,11 +64,17 @@ def cmd_sheets(args: argparse.Namespace) -> int:
     out: Path = args.output
     if out.exists():
         raise UsageError(f"{out} already exists; choose a new file name")
+    template = templates.latest(args.template) if args.template else None
     with open_archive(args) as archive:
         key = archive.catalog.sheet_key()
         archive8 = archive.config.archive_id.replace("-", "")[:8]
     pages = [
-        sheets.render_sheet(sheets.SheetInfo(archive8, args.client, day, args.record_class, n), key, args.paper)
+        sheets.render_sheet(
+            sheets.SheetInfo(archive8, args.client, day, args.record_class, n, template.token if template else None),
+            key,
+            args.paper,
+            template,
+        )
         for day in dates
         for n in range(1, args.count + 1)
     ]

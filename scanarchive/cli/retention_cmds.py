@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from datetime import date
 
 from scanarchive.cli.common import client_code, iso_date, open_archive
@@ -82,11 +83,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.set_defaults(func=cmd_purge)
 
 
-def _token(name: str) -> str:
-    """Hold names go into the audit log as tokens (letters, digits, . _ : -)."""
-    import re
+HOLD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
-    return re.sub(r"[^A-Za-z0-9._:-]", "-", name)[:64] or "-"
+
+def _token(name: str) -> str:
+    """A hold name, checked before anything is written: it goes into the audit log as a token."""
+    if not HOLD_NAME.fullmatch(name):
+        raise UsageError("a hold name is 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
+    return name
 
 
 def _date_or_clear(text: str) -> str:
@@ -233,6 +237,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_hold_place(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
+        _token(args.name)
         placed = holds.place(archive.catalog, args.name, args.reason, client=args.client, record=args.record)
         archive.audit(
             "hold_place",
@@ -272,12 +277,19 @@ def cmd_purge(args: argparse.Namespace) -> int:
             )
         approval = archive.config.retention.approval
         reviews = review.review_all(archive, _today(args), review.presets_in_force(archive))
-        purge.repair_certificates(archive)
         plan = [(r, *r.verdict(approval)) for r in reviews]
         destroyed = []
         if not args.dry_run:
+            purge.repair_certificates(archive)
             for r, go, _ in plan:
                 if go:
+                    # logged before the record goes: a crash afterwards still leaves the entry
+                    archive.audit(
+                        "purge",
+                        record=r.record.id,
+                        preset=r.decision.controlling.id if r.decision.controlling else "-",
+                        **({"client": r.record.client_code} if r.record.client_code else {}),
+                    )
                     destroyed.append(purge.destroy(archive, r, approval))
             purge.finish(archive)
         archive.audit(

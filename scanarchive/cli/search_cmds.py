@@ -17,7 +17,14 @@ from scanarchive.errors import UsageError
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("search", parents=[common], help="find notes by the words in them")
-    p.add_argument("query", nargs="+", help="words to find (all must match); end a word with * for a prefix")
+    p.add_argument("query", nargs="*", help="words to find (all must match); end a word with * for a prefix")
+    p.add_argument(
+        "--has",
+        action="append",
+        default=[],
+        metavar="BOX",
+        help="only notes with this tick box ticked, e.g. --has topic.sleep (repeatable)",
+    )
     p.add_argument("--client", type=client_code)
     p.add_argument("--since", type=iso_date, metavar="DATE", help="sessions on or after DATE")
     p.add_argument("--until", type=iso_date, metavar="DATE", help="sessions on or before DATE")
@@ -44,7 +51,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         index = archive.open_index(identity)
         try:
             report = archive.sync_index(identity, index)
-            hits = index.search(query, client=args.client, since=args.since, until=args.until, limit=args.limit)
+            hits = index.search(
+                query, client=args.client, since=args.since, until=args.until, limit=args.limit, has=tuple(args.has)
+            )
         finally:
             index.close()
         # that a search happened and how many results: never the query text
@@ -64,7 +73,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         who = hit.client_code or "unfiled"
         when = hit.session_date or "no date"
         print(f"{position:>3}. {hit.record_id}  {who}  {when}  page {hit.page}")
-        print(f"    {hit.snippet}")
+        if hit.snippet:
+            print(f"    {hit.snippet}")
+        if hit.facts:
+            print(f"    ticked: {', '.join(hit.facts)}")
     print(f"{len(hits)} result(s).")
     return 0
 

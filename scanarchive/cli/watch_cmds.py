@@ -123,5 +123,6 @@ def cmd_failed_drop(args: argparse.Namespace) -> int:
                 print("Nothing was discarded.")
                 return 0
         quarantine.remove(archive, entry)
+        archive.audit("failed", item=entry.id, command="drop")
     print(f"Discarded {entry.id}: its key, sealed copy and note are gone.")
     return 0

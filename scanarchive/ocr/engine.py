@@ -41,6 +41,7 @@ class PageText:
     reason: str = ""
     engine: str = ""
     words: list[Word] = field(default_factory=list)
+    boxes: dict[str, str] = field(default_factory=dict)  # tick-box key -> ticked | empty | unclear
 
     @property
     def text(self) -> str:
@@ -91,6 +92,7 @@ def to_json(pages: list[PageText], engines: list[str]) -> bytes:
                 "reason": p.reason,
                 "engine": p.engine,
                 "words": [[w.text, round(w.conf, 1), *w.box, *w.line] for w in p.words],
+                **({"boxes": p.boxes} if p.boxes else {}),
             }
             for p in pages
         ],
@@ -113,6 +115,7 @@ def from_json(data: bytes) -> list[PageText]:
                     Word(text=str(w[0]), conf=float(w[1]), box=(w[2], w[3], w[4], w[5]), line=(w[6], w[7], w[8]))
                     for w in p["words"]
                 ],
+                boxes={str(k): str(v) for k, v in p.get("boxes", {}).items()},
             )
             for p in doc["pages"]
         ]

@@ -71,6 +71,8 @@ class PageCode:
     status: QrStatus
     sheet: SheetInfo | None = None
     orientation: int = 0  # degrees the page is turned (0, 90, 180, 270 …)
+    corners: tuple[tuple[float, float], ...] = ()  # the symbol's top-left, top-right, bottom-left on the scan
+    text: str = ""
 
 
 def check_value(key: bytes, body: str) -> str:
@@ -127,7 +129,10 @@ def read_page_code(page: Image.Image, key: bytes, archive8: str) -> PageCode:
             if not barcode.valid:
                 return PageCode(QrStatus.INVALID)  # a QR is there but does not decode: never guess
             code = parse(barcode.text, key, archive8)
-            return PageCode(code.status, code.sheet, int(barcode.orientation) % 360)
+            back = 1 / scale if image is not gray else 1.0
+            pos = barcode.position
+            corners = tuple((p.x * back, p.y * back) for p in (pos.top_left, pos.top_right, pos.bottom_left))
+            return PageCode(code.status, code.sheet, int(barcode.orientation) % 360, corners, barcode.text)
     return PageCode(QrStatus.NONE)
 
 
@@ -144,16 +149,38 @@ def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default()
 
 
-def render_sheet(info: SheetInfo, key: bytes, paper: str = "letter") -> Image.Image:
-    """One printable sheet at 300 dpi (1-bit, so the PDF stays small and the code crisp)."""
+MARGIN = int(0.5 * DPI)
+QR_LEFT = 1850  # px from the left edge, on every paper size, so box positions do not depend on the paper
+QR_TARGET = int(1.25 * DPI)
+
+
+def qr_geometry(text: str) -> tuple[float, float, float]:
+    """Where the QR symbol (without its quiet zone) sits on the printed page: x, y, side (300 dpi px)."""
+    modules = segno.make(text, error="m", micro=False).symbol_size(border=0)[0]
+    scale = max(1, QR_TARGET // (modules + 8))
+    return QR_LEFT + 4 * scale, MARGIN + 4 * scale, modules * scale
+
+
+def content_top(text: str) -> int:
+    """The first y below the header and code: where boxes or writing lines begin."""
+    _, y, side = qr_geometry(text)
+    return int(y + side + 100)
+
+
+def render_sheet(info: SheetInfo, key: bytes, paper: str = "letter", template: object = None) -> Image.Image:
+    """One printable sheet at 300 dpi (1-bit, so the PDF stays small and the code crisp).
+    `template` (pages.templates.Template) adds its tick boxes and sections."""
+    from scanarchive.pages import templates
+
     width_in, height_in = PAPER_INCHES[paper]
     width, height = round(width_in * DPI), round(height_in * DPI)
     page = Image.new("1", (width, height), 1)
     draw = ImageDraw.Draw(page)
-    margin = int(0.5 * DPI)
-    qr = segno.make(encode(info, key), error="m", micro=False)
-    qr_img = _qr_image(qr, target=int(1.25 * DPI))
-    page.paste(qr_img, (width - margin - qr_img.width, margin))
+    margin = MARGIN
+    text = encode(info, key)
+    qr = segno.make(text, error="m", micro=False)
+    qr_img = _qr_image(qr, target=QR_TARGET)
+    page.paste(qr_img, (QR_LEFT, margin))
     big, small = _font(44), _font(30)
     day = info.session_date or "date: ____________"
     kind = "Psychotherapy note (kept separate)" if info.record_class == "psychotherapy" else "Progress note"
@@ -162,9 +189,13 @@ def render_sheet(info: SheetInfo, key: bytes, paper: str = "letter") -> Image.Im
     draw.text((margin, margin + 70), f"Session {day}", font=big, fill=0)
     draw.text((margin, margin + 140), f"{kind} · {sheet}", font=small, fill=0)
     draw.text((margin, margin + 190), f"archive {info.archive8} · do not write over the code", font=small, fill=0)
-    top = margin + qr_img.height + 60
-    for y in range(top, height - margin - 60, int(0.36 * DPI)):
-        draw.line((margin, y, width - margin, y), fill=0, width=2)
+    top = content_top(text)
+    if isinstance(template, templates.Template):
+        draw.text((margin, margin + 240), template.title, font=small, fill=0)
+        templates.draw(page, template, top, margin, big, small)
+    else:
+        for y in range(top, height - margin - 60, int(0.36 * DPI)):
+            draw.line((margin, y, width - margin, y), fill=0, width=2)
     draw.text((margin, height - margin - 20), "scanarchive note sheet · scan the whole page", font=small, fill=0)
     return page
 

@@ -42,11 +42,12 @@ def _latest_session(catalog: Catalog, code: str) -> str | None:
     return None if row[0] is None else str(row[0])
 
 
-def get(catalog: Catalog, code: str) -> Client:
+def get(catalog: Catalog, code: str, *, must_exist: bool = True) -> Client:
+    """A client's facts; with must_exist=False an unknown code has no recorded facts (so: never due)."""
     row = catalog.db.execute("SELECT * FROM clients WHERE code = ?", (code,)).fetchone()
     recorded = {name: (row[name] if row is not None else None) for name in FACTS}
     known = row is not None or _latest_session(catalog, code) is not None
-    if not known:
+    if must_exist and not known:
         raise RecordNotFound(
             f"there is no client {code!r} in this archive", hint="Add it with 'scanarchive client add'."
         )

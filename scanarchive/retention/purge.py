@@ -68,6 +68,7 @@ def destroy(archive: Archive, review: Review, approval: str) -> Destroyed:
         db.execute("DELETE FROM record_keys WHERE record_id = ?", (record.id,))
         db.execute("DELETE FROM page_qc WHERE record_id = ?", (record.id,))
         db.execute("DELETE FROM approvals WHERE record_id = ?", (record.id,))
+        db.execute("DELETE FROM changes WHERE record_id = ?", (record.id,))
         db.execute("DELETE FROM records WHERE id = ?", (record.id,))
         purges = int(archive.catalog.get_meta("purge_seq") or 0) + 1
         archive.catalog.set_meta("purge_seq", str(purges))
@@ -142,8 +143,9 @@ def write_certificate(archive: Archive, record_id: str) -> Path:
         f"Destroyed at      {doc['destroyed_at']}\n"
         f"Method            {doc['method']}\n"
         f"Sealed copy       SHA-256 {doc['blob_sha256']}\n\n"
-        "This certificate contains no clinical content. Copies of the sealed record in\n"
-        "backups can no longer be decrypted: the record's key no longer exists.\n"
+        "This certificate contains no clinical content. The record's key was deleted, so\n"
+        "copies of its sealed blob cannot be decrypted once backups of the catalog made\n"
+        "before this date are gone as well (backups mirror purges: see docs/retention.md).\n"
     )
     write_atomic(folder / f"{stone['record_id']}.txt", text.encode())
     return path

@@ -70,7 +70,9 @@ def review_all(archive: Archive, today: date, presets: list[Preset]) -> list[Rev
         facts = ClientFacts()
         if record.client_code is not None:
             if record.client_code not in facts_by_client:
-                facts_by_client[record.client_code] = clients.get(archive.catalog, record.client_code).facts()
+                facts_by_client[record.client_code] = clients.get(
+                    archive.catalog, record.client_code, must_exist=False
+                ).facts()
             facts = facts_by_client[record.client_code]
         session = date.fromisoformat(record.session_date) if record.filed and record.session_date else None
         decision = decide(facts, session, record.record_class, presets, today)  # type: ignore[arg-type]

@@ -1,0 +1,246 @@
+"""Note-sheet templates with tick boxes: data in config/sheets/<id>@<version>.toml, a fixed
+layout computed from the template, and reading the boxes back from a scan.
+
+Handwriting OCR is weak; a filled box is not. The sheet's QR code names the
+template and version, so every box's place on the page is known; the code's
+four corners (read by zxing) map page coordinates onto the scan, and each box
+is then found precisely by its printed border. A box reads as ticked, empty or
+unclear — never a guess: marks that could be a stray pen line are unclear.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from scanarchive.errors import ConfigError
+
+FOLDER = Path(__file__).resolve().parent.parent.parent / "config" / "sheets"
+DPI = 300
+BOX = 66  # px at 300 dpi: 0.22 in
+BORDER = 4
+COLUMN = 720  # px between box columns
+ROW = 190  # rows far enough apart that no box's neighbourhood reaches another box
+LABEL_GAP = 130  # px from a box to its label: the label never enters the box's neighbourhood
+TICKED, EMPTY, UNCLEAR = "ticked", "empty", "unclear"
+
+
+@dataclass(frozen=True)
+class BoxSpec:
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Template:
+    id: str
+    version: int
+    title: str
+    groups: tuple[tuple[str, tuple[BoxSpec, ...]], ...]
+    sections: tuple[tuple[str, int], ...]
+
+    @property
+    def token(self) -> str:
+        return f"{self.id}@{self.version}"
+
+    @property
+    def keys(self) -> list[str]:
+        return [b.key for _, boxes in self.groups for b in boxes]
+
+
+@dataclass(frozen=True)
+class Placed:
+    key: str
+    label: str
+    x: int  # top-left of the box, page px at 300 dpi
+    y: int
+
+
+def load_all(folder: Path | None = None) -> dict[str, Template]:
+    """Every template version, by token ("progress@1")."""
+    folder = folder or FOLDER
+    found: dict[str, Template] = {}
+    for path in sorted(folder.glob("*@*.toml")):
+        template = _parse(path)
+        if template.token != path.stem:
+            raise ConfigError(f"{path}: id and version must match the file name ({template.token} vs {path.stem})")
+        found[template.token] = template
+    return found
+
+
+def latest(template_id: str, folder: Path | None = None) -> Template:
+    versions = [t for t in load_all(folder).values() if t.id == template_id]
+    if not versions:
+        known = sorted({t.id for t in load_all(folder).values()})
+        raise ConfigError(f"there is no sheet template {template_id!r}", hint=f"Templates: {', '.join(known)}.")
+    return max(versions, key=lambda t: t.version)
+
+
+def _parse(path: Path) -> Template:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        groups = tuple(
+            (str(g["label"]), tuple(BoxSpec(str(b["key"]), str(b["label"])) for b in g["boxes"]))
+            for g in doc.get("groups", [])
+        )
+        sections = tuple((str(s["label"]), int(s["lines"])) for s in doc.get("sections", []))
+        template = Template(str(doc["id"]), int(doc["version"]), str(doc["title"]), groups, sections)
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"the sheet template {path} is not valid ({exc})") from exc
+    keys = template.keys
+    if len(set(keys)) != len(keys) or not all(k and " " not in k and "|" not in k for k in keys):
+        raise ConfigError(f"the sheet template {path}: box keys must be unique words like 'topic.sleep'")
+    if any(len(boxes) > 3 for _, boxes in groups):
+        raise ConfigError(f"the sheet template {path}: at most 3 boxes per group (one row)")
+    return template
+
+
+def layout(template: Template, top: int, margin: int) -> tuple[list[Placed], int]:
+    """Where every box goes (a row per group, below `top`), and the y where writing space starts."""
+    placed = []
+    y = top
+    for _label, boxes in template.groups:
+        for column, box in enumerate(boxes):
+            placed.append(Placed(box.key, box.label, margin + 330 + column * COLUMN, y))
+        y += ROW
+    return placed, y + 20
+
+
+def draw(page: Image.Image, template: Template, top: int, margin: int, font: object, small: object) -> None:
+    """Boxes, group labels, and the sections' ruled writing space."""
+    draw_ = ImageDraw.Draw(page)
+    placed, y = layout(template, top, margin)
+    for n, (label, _) in enumerate(template.groups):
+        draw_.text((margin, top + n * ROW + 12), label, font=small, fill=0)  # type: ignore[arg-type]
+    for box in placed:
+        draw_.rectangle((box.x, box.y, box.x + BOX, box.y + BOX), outline=0, width=BORDER)
+        draw_.text((box.x + BOX + LABEL_GAP, box.y + 12), box.label, font=small, fill=0)  # type: ignore[arg-type]
+    width, height = page.size
+    for label, lines in template.sections:
+        draw_.text((margin, y), label, font=font, fill=0)  # type: ignore[arg-type]
+        y += 80
+        for _ in range(lines):
+            y += int(0.36 * DPI)
+            if y > height - margin - 60:
+                break
+            draw_.line((margin, y, width - margin, y), fill=0, width=2)
+        y += 40
+
+
+# --- reading ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Maps page px (300 dpi) to scan px, from the QR symbol's corners on both."""
+
+    page_origin: tuple[float, float]
+    page_size: float
+    scan_tl: tuple[float, float]
+    scan_tr: tuple[float, float]
+    scan_bl: tuple[float, float]
+
+    def to_scan(self, x: float, y: float) -> tuple[float, float]:
+        u = (x - self.page_origin[0]) / self.page_size
+        v = (y - self.page_origin[1]) / self.page_size
+        return (
+            self.scan_tl[0] + u * (self.scan_tr[0] - self.scan_tl[0]) + v * (self.scan_bl[0] - self.scan_tl[0]),
+            self.scan_tl[1] + u * (self.scan_tr[1] - self.scan_tl[1]) + v * (self.scan_bl[1] - self.scan_tl[1]),
+        )
+
+
+Sampler = Callable[[float, float], int]
+
+
+@dataclass(frozen=True)
+class BoxReading:
+    key: str
+    state: str
+    interior: float  # share of inked samples inside the box
+    sectors: int  # inked sectors (of 16) in the ring around the box
+
+
+def read_boxes(scan: Image.Image, template: Template, frame: Frame, top: int, margin: int) -> list[BoxReading]:
+    gray = scan.convert("L")
+    pixels = gray.load()
+    assert pixels is not None
+    width, height = gray.size
+
+    def sample(x: float, y: float) -> int:
+        sx, sy = frame.to_scan(x, y)
+        ix, iy = round(sx), round(sy)
+        if 0 <= ix < width and 0 <= iy < height:
+            value = pixels[ix, iy]
+            return int(value) if isinstance(value, (int, float)) else 255
+        return 255
+
+    placed, _ = layout(template, top, margin)
+    return [_read_one(box, sample) for box in placed]
+
+
+def _read_one(box: Placed, get: Sampler) -> BoxReading:
+    """`get(x, y)`: the scan's grey level at page px (x, y)."""
+    step = 2
+
+    def border_darkness(dx: int, dy: int) -> float:
+        total, n = 0, 0
+        for t in range(0, BOX + 1, step):
+            for x, y in ((box.x + t, box.y), (box.x + t, box.y + BOX), (box.x, box.y + t), (box.x + BOX, box.y + t)):
+                total += 255 - get(x + dx + BORDER / 2, y + dy + BORDER / 2)
+                n += 1
+        return total / n
+
+    # find the printed border near where the code says it is (scan skew, paper stretch)
+    best = max(((dx, dy) for dx in range(-14, 15, 2) for dy in range(-14, 15, 2)), key=lambda d: border_darkness(*d))
+    dx, dy = best
+    cx, cy = box.x + dx + BOX / 2, box.y + dy + BOX / 2
+
+    def around(theta: float, distance: float) -> int:
+        """The scan's grey level `distance` px outside the printed border, in direction theta."""
+        edge = (BOX / 2) / max(abs(math.cos(theta)), abs(math.sin(theta)))
+        r = edge + BORDER + distance
+        return get(cx + r * math.cos(theta), cy + r * math.sin(theta))
+
+    ring = [around(i * math.pi / 32, d) for d in (10, 30) for i in range(64)]
+    paper = sorted(ring)[len(ring) * 3 // 4]
+    threshold = paper - 55
+    inset = BORDER + 9
+    inside = [
+        get(box.x + dx + x, box.y + dy + y)
+        for x in range(inset, BOX - inset + 1, 2)
+        for y in range(inset, BOX - inset + 1, 2)
+    ]
+    interior = sum(1 for v in inside if v < threshold) / len(inside)
+    near: list[bool] = []  # per 16 sectors around the box: ink close outside the border (a circle inks most)
+    far: list[bool] = []  # ink further out: a line running on beyond the box
+    for s in range(16):
+        angles = [(s + f / 8) * math.pi / 8 for f in (-3, -2, -1, 0, 1, 2, 3)]
+        near.append(sum(1 for a in angles for d in (4, 10, 16, 22, 28, 34) if around(a, d) < threshold) >= 2)
+        far.append(any(around(a, d) < threshold for a in angles for d in (50, 62, 74)))
+    sectors = sum(near)
+    # a straight stroke leaving the box on two opposite sides, near or far, is not a tick anyone chose
+    stray = _opposite_only(far) or (_opposite_only(near) and interior < 0.3)
+    return BoxReading(box.key, _classify(interior, sectors, stray), interior, sectors)
+
+
+def _opposite_only(far: list[bool]) -> bool:
+    """Ink far out on (about) two opposite sides only: a straight line running through (a stray stroke)."""
+    hit = [s for s in range(16) if far[s]]
+    return bool(hit) and len(hit) <= 4 and all(any(abs((h - o) % 16 - 8) <= 1 for o in hit) for h in hit)
+
+
+def _classify(interior: float, sectors: int, stray: bool) -> str:
+    if sectors >= 10:
+        return TICKED  # a circle drawn around the box
+    if stray:
+        return UNCLEAR  # a line through the box and far beyond both sides: maybe not meant as a tick
+    if interior >= 0.08:
+        return TICKED
+    if interior <= 0.012 and sectors == 0:
+        return EMPTY  # nothing inside and nothing around: only then is a box empty
+    return UNCLEAR
