@@ -7,13 +7,13 @@ deleted and rebuilt from the sealed payloads at any time.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlcipher3
 
-from scanarchive.errors import IntegrityError, TransientError, UsageError
+from scanarchive.archive.query import parse, to_match
+from scanarchive.errors import IntegrityError, TransientError
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -23,8 +23,8 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS facts_key ON facts(key, record_id)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5("
     " body, record_id UNINDEXED, page UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS vocab USING fts5vocab(pages, 'row')",
 )
-_TOKEN = re.compile(r"[^\W_]+\*?", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -40,21 +40,14 @@ class Hit:
 
 
 def build_match(query: str) -> str:
-    """Whole words (and `word*` prefixes), all required. Anything else is ignored,
-    so user input can never inject FTS5 syntax."""
-    terms = []
-    for token in _TOKEN.findall(query):
-        word, star = token.rstrip("*"), token.endswith("*")
-        if word:
-            terms.append(f'"{word}"' + ("*" if star else ""))
-    if not terms:
-        raise UsageError("the search has no words in it", hint="Search for one or more words from the note.")
-    return " AND ".join(terms)
+    """Exact whole words, `word*` prefixes and "phrases", all required (see archive/query.py)."""
+    return to_match(parse(query), None)
 
 
 class SearchIndex:
     def __init__(self, path: Path, key: bytes) -> None:
         self.path = path
+        self._vocabulary: list[str] | None = None
         self.db = sqlcipher3.connect(str(path), timeout=30, isolation_level=None)
         self.db.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
         try:
@@ -175,8 +168,11 @@ class SearchIndex:
         until: str | None = None,
         limit: int = 20,
         has: tuple[str, ...] = (),
+        exact: bool = False,
     ) -> list[Hit]:
-        if not _TOKEN.findall(query) and has:  # tick boxes only: one hit per record
+        """Ranked hits: pages matching every word exactly first, then fuzzy matches, each by bm25."""
+        terms = parse(query)
+        if not terms and has:  # tick boxes only: one hit per record
             sql = "SELECT d.record_id, d.client_code, d.session_date, d.record_class, 1, '', 0 FROM docs d WHERE 1 = 1"
             params: list[object] = []
         else:
@@ -185,7 +181,7 @@ class SearchIndex:
                 " snippet(pages, 0, '[', ']', '…', 10), bm25(pages)"
                 " FROM pages p JOIN docs d ON d.record_id = p.record_id WHERE pages MATCH ?"
             )
-            params = [build_match(query)]
+            params = [to_match(terms, None if exact else self.vocabulary())]
         for key in has:
             sql += " AND d.record_id IN (SELECT record_id FROM facts WHERE key = ?)"
             params.append(key)
@@ -199,12 +195,26 @@ class SearchIndex:
             sql += " AND d.session_date <= ?"
             params.append(until)
         sql += " ORDER BY 7, d.session_date DESC LIMIT ?"
-        params.append(limit)
+        params.append(limit * 4 if terms and not exact else limit)
         rows = self.db.execute(sql, params).fetchall()
+        if terms and not exact:  # exact matches outrank fuzzy ones
+            exact_pages = {
+                (str(r[0]), int(r[1]))
+                for r in self.db.execute(
+                    "SELECT record_id, page FROM pages WHERE pages MATCH ?", (to_match(terms, None),)
+                )
+            }
+            rows.sort(key=lambda r: ((str(r[0]), int(r[4])) not in exact_pages, float(r[6])))
         return [
             Hit(r[0], r[1], r[2], r[3], int(r[4]), str(r[5]).replace("\n", " "), float(r[6]), self.facts_of(r[0]))
-            for r in rows
+            for r in rows[:limit]
         ]
+
+    def vocabulary(self) -> list[str]:
+        """Every word in the index (for fuzzy expansion); read once per open index."""
+        if self._vocabulary is None:
+            self._vocabulary = [str(r[0]) for r in self.db.execute("SELECT term FROM vocab")]
+        return self._vocabulary
 
     def facts_of(self, record_id: str) -> tuple[str, ...]:
         rows = self.db.execute("SELECT DISTINCT key FROM facts WHERE record_id = ? ORDER BY key", (record_id,))

@@ -66,5 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `scanarchive search … | head`: the reader left; not an error
+        sys.stderr.close()
+        return 141
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc, debug=args.debug)

@@ -18,6 +18,7 @@ from scanarchive.errors import UsageError
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("search", parents=[common], help="find notes by the words in them")
     p.add_argument("query", nargs="*", help="words to find (all must match); end a word with * for a prefix")
+    p.add_argument("--exact", action="store_true", help="only exact words (no tolerance for OCR misreadings)")
     p.add_argument(
         "--has",
         action="append",
@@ -52,7 +53,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         try:
             report = archive.sync_index(identity, index)
             hits = index.search(
-                query, client=args.client, since=args.since, until=args.until, limit=args.limit, has=tuple(args.has)
+                query,
+                client=args.client,
+                since=args.since,
+                until=args.until,
+                limit=args.limit,
+                has=tuple(args.has),
+                exact=args.exact,
             )
         finally:
             index.close()
@@ -74,11 +81,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         when = hit.session_date or "no date"
         print(f"{position:>3}. {hit.record_id}  {who}  {when}  page {hit.page}")
         if hit.snippet:
-            print(f"    {hit.snippet}")
+            print(f"    {_highlight(hit.snippet)}")
         if hit.facts:
             print(f"    ticked: {', '.join(hit.facts)}")
     print(f"{len(hits)} result(s).")
     return 0
+
+
+def _highlight(snippet: str) -> str:
+    """Matched words in bold on a terminal; [brackets] elsewhere."""
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        return snippet.replace("[", "\x1b[1m").replace("]", "\x1b[0m")
+    return snippet
 
 
 def cmd_show(args: argparse.Namespace) -> int:
