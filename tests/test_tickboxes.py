@@ -140,3 +140,25 @@ def test_search_by_ticked_box_returns_exactly_those_records(
     assert found("--has", "topic.work", "--client", "C-2") == {r for r, t in ids.items() if "topic.work" in t}
     assert found("--has", "topic.family") == set()
     assert found("progress", "--has", "topic.sleep") == {r for r, t in ids.items() if "topic.sleep" in t}
+
+
+def test_marks_too_faint_or_wide_to_call_are_never_read_as_empty() -> None:
+    template = templates.latest("progress")
+    info = sheets.SheetInfo("0badc0de", "C-9", "2026-11-27", "progress", 1, template.token)
+    key = b"k" * 32
+    page = sheets.render_sheet(info, key, template=template).convert("L")
+    top = sheets.content_top(sheets.encode(info, key))
+    placed, _ = templates.layout(template, top, sheets.MARGIN)
+    draw = ImageDraw.Draw(page)
+    faint, wide, blank = placed[0], placed[1], placed[2]
+    draw.line([(faint.x + 12, faint.y + 34), (faint.x + 28, faint.y + 52), (faint.x + 58, faint.y + 8)],
+              fill=215, width=5)  # a barely-there pencil tick
+    draw.ellipse((wide.x - 48, wide.y - 48, wide.x + templates.BOX + 48, wide.y + templates.BOX + 48),
+                 outline=40, width=5)  # a circle drawn well away from the box
+    code = sheets.read_page_code(page, key, "0badc0de")
+    x, y, side = sheets.qr_geometry(code.text)
+    frame = templates.Frame((x, y), side, *code.corners)
+    read = {r.key: r.state for r in templates.read_boxes(page, template, frame, top, sheets.MARGIN)}
+    assert read[faint.key] == templates.UNCLEAR
+    assert read[wide.key] in (templates.TICKED, templates.UNCLEAR)
+    assert read[blank.key] == templates.EMPTY

@@ -11,6 +11,7 @@ unclear — never a guess: marks that could be a stray pen line are unclear.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ FOLDER = Path(__file__).resolve().parent.parent.parent / "config" / "sheets"
 DPI = 300
 BOX = 66  # px at 300 dpi: 0.22 in
 BORDER = 4
+FIRST_COLUMN = 380  # px from the margin: group labels end well before the first box's neighbourhood
 COLUMN = 720  # px between box columns
 ROW = 190  # rows far enough apart that no box's neighbourhood reaches another box
 LABEL_GAP = 130  # px from a box to its label: the label never enters the box's neighbourhood
@@ -81,9 +83,17 @@ def latest(template_id: str, folder: Path | None = None) -> Template:
     return max(versions, key=lambda t: t.version)
 
 
+_TOP_KEYS = {"id", "version", "title", "groups", "sections"}
+
+
 def _parse(path: Path) -> Template:
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        unknown = set(doc) - _TOP_KEYS
+        if unknown:
+            raise ConfigError(f"the sheet template {path} has unknown key(s): {', '.join(sorted(unknown))}")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", str(doc.get("id", ""))):
+            raise ConfigError(f"the sheet template {path}: id must be 1-32 lower-case letters, digits, '_' or '-'")
         groups = tuple(
             (str(g["label"]), tuple(BoxSpec(str(b["key"]), str(b["label"])) for b in g["boxes"]))
             for g in doc.get("groups", [])
@@ -106,7 +116,7 @@ def layout(template: Template, top: int, margin: int) -> tuple[list[Placed], int
     y = top
     for _label, boxes in template.groups:
         for column, box in enumerate(boxes):
-            placed.append(Placed(box.key, box.label, margin + 330 + column * COLUMN, y))
+            placed.append(Placed(box.key, box.label, margin + FIRST_COLUMN + column * COLUMN, y))
         y += ROW
     return placed, y + 20
 
@@ -187,11 +197,13 @@ def _read_one(box: Placed, get: Sampler) -> BoxReading:
     """`get(x, y)`: the scan's grey level at page px (x, y)."""
     step = 2
 
+    near_edge, far_edge = BORDER / 2, BOX - BORDER / 2  # the printed lines lie inside the box's outline
+
     def border_darkness(dx: int, dy: int) -> float:
         total, n = 0, 0
         for t in range(0, BOX + 1, step):
-            for x, y in ((box.x + t, box.y), (box.x + t, box.y + BOX), (box.x, box.y + t), (box.x + BOX, box.y + t)):
-                total += 255 - get(x + dx + BORDER / 2, y + dy + BORDER / 2)
+            for x, y in ((t, near_edge), (t, far_edge), (near_edge, t), (far_edge, t)):
+                total += 255 - get(box.x + x + dx, box.y + y + dy)
                 n += 1
         return total / n
 
@@ -208,7 +220,8 @@ def _read_one(box: Placed, get: Sampler) -> BoxReading:
 
     ring = [around(i * math.pi / 32, d) for d in (10, 30) for i in range(64)]
     paper = sorted(ring)[len(ring) * 3 // 4]
-    threshold = paper - 55
+    threshold = paper - 55  # ink
+    faint = paper - 25  # anything at all: a box is empty only if nothing reaches even this
     inset = BORDER + 9
     inside = [
         get(box.x + dx + x, box.y + dy + y)
@@ -216,16 +229,25 @@ def _read_one(box: Placed, get: Sampler) -> BoxReading:
         for y in range(inset, BOX - inset + 1, 2)
     ]
     interior = sum(1 for v in inside if v < threshold) / len(inside)
+    interior_faint = sum(1 for v in inside if v < faint) / len(inside)
     near: list[bool] = []  # per 16 sectors around the box: ink close outside the border (a circle inks most)
-    far: list[bool] = []  # ink further out: a line running on beyond the box
+    far: list[bool] = []  # ink further out: a line running on beyond the box (or a wide circle)
+    faint_around = 0
     for s in range(16):
         angles = [(s + f / 8) * math.pi / 8 for f in (-3, -2, -1, 0, 1, 2, 3)]
-        near.append(sum(1 for a in angles for d in (4, 10, 16, 22, 28, 34) if around(a, d) < threshold) >= 2)
+        levels = [around(a, d) for a in angles for d in (4, 10, 16, 22, 28, 34)]
+        near.append(sum(1 for v in levels if v < threshold) >= 2)
+        faint_around += sum(1 for v in levels[1::6] + levels[2::6] + levels[3::6] if v < faint)
         far.append(any(around(a, d) < threshold for a in angles for d in (50, 62, 74)))
     sectors = sum(near)
+    if sum(far) >= 10:
+        sectors = max(sectors, sum(far))  # a circle drawn wide around the box
     # a straight stroke leaving the box on two opposite sides, near or far, is not a tick anyone chose
     stray = _opposite_only(far) or (_opposite_only(near) and interior < 0.3)
-    return BoxReading(box.key, _classify(interior, sectors, stray), interior, sectors)
+    state = _classify(interior, sectors, stray)
+    if state == EMPTY and (interior_faint > 0.012 or faint_around > 2):
+        state = UNCLEAR  # a mark too faint to call: never read as empty
+    return BoxReading(box.key, state, interior, sectors)
 
 
 def _opposite_only(far: list[bool]) -> bool:
