@@ -102,6 +102,7 @@ EVENTS: Final = frozenset(
         "retention",
         "quarantine",
         "failed",
+        "backup",
     }
 )
 

@@ -11,6 +11,7 @@ from scanarchive import __version__
 from scanarchive.cli import (
     archive_cmds,
     audit_cmds,
+    backup_cmds,
     demo_cmd,
     export_cmds,
     filing_cmds,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         export_cmds,
         retention_cmds,
         audit_cmds,
+        backup_cmds,
         demo_cmd,
     ):
         module.register(sub, common)
