@@ -55,7 +55,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from scanarchive import audit
 from scanarchive.archive.catalog import RecordRow
 from scanarchive.archive.layout import Archive
-from scanarchive.archive.store import fsync_dir
+from scanarchive.archive.store import fsync_dir, write_new_atomic, write_new_file
 from scanarchive.crypto import keys, seal
 from scanarchive.errors import IntegrityError, RecordNotFound, TransientError, UsageError, WrongPassphrase
 
@@ -147,7 +147,7 @@ class _FolderSink:
         if path.parent not in self.dirs:
             path.parent.mkdir(mode=0o700)
             self.dirs.add(path.parent)
-        _write_new_file(path, data)
+        write_new_file(path, data)
 
     def finish(self) -> None:
         for directory in sorted(self.dirs, key=lambda p: len(p.parts), reverse=True):
@@ -178,31 +178,6 @@ class _TarSink:
     def finish(self) -> bytes:
         self.tar.close()
         return self.buffer.getvalue()
-
-
-def _write_new_file(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_new_atomic(path: Path, data: bytes) -> None:
-    """Write `path` whole or not at all, and never over an existing file (temp, fsync, link)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        _write_new_file(tmp, data)
-        try:
-            os.link(tmp, path)  # fails if path exists: no race with another writer
-        except FileExistsError as exc:
-            raise UsageError(f"{path} already exists; choose a new file name") from exc
-        fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --- the export ---------------------------------------------------------------------------
@@ -266,7 +241,7 @@ def export_client(
         sink.add(EXCERPT, b"".join(audit.canonical(e) + b"\n" for e in lines))
         if isinstance(sink, _TarSink):
             assert encrypt_passphrase is not None
-            _write_new_atomic(dest, seal_export(sink.finish(), encrypt_passphrase, log_n))
+            write_new_atomic(dest, seal_export(sink.finish(), encrypt_passphrase, log_n))
         else:
             sink.finish()
     except BaseException as exc:
@@ -436,7 +411,7 @@ def extract_tar(tar_bytes: bytes, dest: Path) -> list[str]:
                 if source is None:
                     raise IntegrityError("the export's archive is damaged")
                 try:
-                    _write_new_file(target, source.read())
+                    write_new_file(target, source.read())
                 except FileExistsError as exc:
                     raise IntegrityError(f"the export names {'/'.join(parts)!r} twice; nothing was kept") from exc
                 written.append("/".join(parts))

@@ -78,3 +78,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("\nscanarchive: no tests were collected; that is a failure.", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def drop(tmp_path: Path, archive_dir: Path) -> Path:
+    """A scanner drop folder named in the archive's config, with quick settle and rescan times."""
+    from watchkit import fast_watch_config
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    fast_watch_config(archive_dir, folder)
+    return folder

@@ -26,16 +26,30 @@ TODAY = "2040-01-01"  # far enough that a 2026 session is due under a 7-year rul
 def history(archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     """Two clients; C-1 ended therapy in 2026 (due by 2040), C-2 is still in therapy (never due)."""
     lines_by_record: dict[str, list[str]] = {}
-    for n, (client, day, seed) in enumerate([("C-1", "2026-03-02", 41), ("C-1", "2026-04-06", 42),
-                                             ("C-2", "2026-03-03", 43)]):
+    for n, (client, day, seed) in enumerate(
+        [("C-1", "2026-03-02", 41), ("C-1", "2026-04-06", 42), ("C-2", "2026-03-03", 43)]
+    ):
         image, lines = render_note(seed=seed, sentences=2, height_in=3.5)
         src = tmp_path / f"n{n}.png"
         image.save(src, dpi=(300, 300))
         run = cli(capsys, "--archive", archive_dir, "ingest", src, "--client", client, "--date", day)
         assert run.code == 0, run.err
         lines_by_record[record_ids(run.out)[0]] = lines
-    assert cli(capsys, "--archive", archive_dir, "client", "add", "C-1", "--born", "1980-05-05",
-               "--terminated", "2026-04-06").code == 0
+    assert (
+        cli(
+            capsys,
+            "--archive",
+            archive_dir,
+            "client",
+            "add",
+            "C-1",
+            "--born",
+            "1980-05-05",
+            "--terminated",
+            "2026-04-06",
+        ).code
+        == 0
+    )
     assert cli(capsys, "--archive", archive_dir, "client", "add", "C-2", "--born", "1990-01-01").code == 0
     run = cli(capsys, "--archive", archive_dir, "retention", "use", "us_tx_lpc", "apa_2007")
     assert run.code == 0, run.err
@@ -45,8 +59,14 @@ def history(archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
 def _purge(archive: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
     """purge as the scheduled job runs it: its own process, no passphrase anywhere in its environment."""
     env = {k: v for k, v in os.environ.items() if "PASSPHRASE" not in k}
-    proc = subprocess.run([sys.executable, "-m", "scanarchive", "--archive", str(archive), "purge", "--today", TODAY,
-                           "--json", *extra], capture_output=True, text=True, env=env, check=False, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scanarchive", "--archive", str(archive), "purge", "--today", TODAY, "--json", *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.startswith("{") else {}, proc.stderr
 
 
@@ -71,8 +91,21 @@ def test_nothing_is_destroyed_before_approval_and_holds_block_it(
     due = json.loads(cli(capsys, "--archive", archive_dir, "retention", "due", "--json").out)
     assert due["count"] == 0, "not due today (2026): the rules keep the records for years"
     first = next(iter(history["lines"]))
-    assert cli(capsys, "--archive", archive_dir, "hold", "place", "subpoena-1", "--client", "C-1", "--reason",
-               "subpoena received").code == 0
+    assert (
+        cli(
+            capsys,
+            "--archive",
+            archive_dir,
+            "hold",
+            "place",
+            "subpoena-1",
+            "--client",
+            "C-1",
+            "--reason",
+            "subpoena received",
+        ).code
+        == 0
+    )
     _approve_as_of(archive_dir, TODAY)  # approved as of 2040, as a reviewer would then
     code, doc, _ = _purge(archive_dir)
     assert doc["destroyed"] == [], "a legal hold blocks every destruction"
@@ -95,12 +128,17 @@ def _approve_as_of(archive: Path, today: str) -> None:
         with a.catalog.transaction() as db:
             for r in reviews:
                 if r.due:
-                    db.execute("INSERT INTO approvals VALUES (?,?,?,?)",
-                               (r.record.id, "Dr Reviewer", now_utc(), str(r.decision.destroy_after)))
+                    db.execute(
+                        "INSERT INTO approvals VALUES (?,?,?,?)",
+                        (r.record.id, "Dr Reviewer", now_utc(), str(r.decision.destroy_after)),
+                    )
 
 
 def test_after_purge_nothing_of_the_note_remains_and_old_copies_are_noise(
-    history: dict[str, Any], archive_dir: Path, passphrase_file: Path, tmp_path: Path,
+    history: dict[str, Any],
+    archive_dir: Path,
+    passphrase_file: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     lines: dict[str, list[str]] = history["lines"]
@@ -121,8 +159,12 @@ def test_after_purge_nothing_of_the_note_remains_and_old_copies_are_noise(
 
     with Archive(archive_dir) as archive:
         assert not archive.store.path_for(record.blob_sha256).exists(), "the blob is gone"
-        assert archive.catalog.db.execute("SELECT COUNT(*) FROM record_keys WHERE record_id = ?",
-                                          (record.id,)).fetchone()[0] == 0, "the wrapped key is gone"
+        assert (
+            archive.catalog.db.execute("SELECT COUNT(*) FROM record_keys WHERE record_id = ?", (record.id,)).fetchone()[
+                0
+            ]
+            == 0
+        ), "the wrapped key is gone"
         with pytest.raises(IntegrityError):
             archive.catalog.wrapped_key(record.id)
         assert wrapped_before not in (archive_dir / "catalog.db").read_bytes()
@@ -135,8 +177,9 @@ def test_after_purge_nothing_of_the_note_remains_and_old_copies_are_noise(
 
     run = cli(capsys, "--archive", archive_dir, "search", word, "--passphrase-file", passphrase_file, "--json")
     assert run.code == 0 and json.loads(run.out)["count"] == 0, "search finds nothing from the record"
-    run = cli(capsys, "--archive", archive_dir, "show", c1[0], "-o", tmp_path / "x.pdf", "--passphrase-file",
-              passphrase_file)
+    run = cli(
+        capsys, "--archive", archive_dir, "show", c1[0], "-o", tmp_path / "x.pdf", "--passphrase-file", passphrase_file
+    )
     assert run.code == RecordDestroyed.exit_code
     assert "destroyed on" in run.err
     assert "Texas" in run.err or "APA" in run.err
@@ -203,8 +246,9 @@ def test_unconfirmed_presets_need_an_explicit_flag(archive_dir: Path, capsys: py
     assert "* us_ny_regents" in listing and "unconfirmed" in listing
 
 
-def test_backup_copy_of_a_purged_archive_is_not_readable(history: dict[str, Any], archive_dir: Path,
-                                                         tmp_path: Path) -> None:
+def test_backup_copy_of_a_purged_archive_is_not_readable(
+    history: dict[str, Any], archive_dir: Path, tmp_path: Path
+) -> None:
     """A copy of objects/ taken before the purge is noise afterwards: the keys to it are gone."""
     backup = tmp_path / "backup-objects"
     shutil.copytree(archive_dir / "objects", backup)

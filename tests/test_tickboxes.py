@@ -23,14 +23,17 @@ def _print(archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *a
     out = tmp_path / f"t{random.random():.8f}.pdf"
     run = cli(capsys, "--archive", archive, "sheets", *args, "-o", out)
     assert run.code == 0, run.err
-    subprocess.run(["pdftoppm", "-r", "300", "-gray", "-png", "-singlefile", str(out), str(tmp_path / "pg")],
-                   check=True)
+    subprocess.run(
+        ["pdftoppm", "-r", "300", "-gray", "-png", "-singlefile", str(out), str(tmp_path / "pg")], check=True
+    )
     page = Image.open(tmp_path / "pg.png").convert("L")
     page.load()
     return page
 
 
-def _tick(page: Image.Image, template: templates.Template, text_top: int, plan: dict[str, str], seed: int) -> Image.Image:
+def _tick(
+    page: Image.Image, template: templates.Template, text_top: int, plan: dict[str, str], seed: int
+) -> Image.Image:
     page = page.copy()
     draw = ImageDraw.Draw(page)
     placed, _ = templates.layout(template, text_top, sheets.MARGIN)
@@ -89,7 +92,10 @@ def test_every_box_is_read_right_or_reported_unclear_never_wrong(
 
 
 def test_an_old_sheet_reads_by_its_own_template_version(
-    archive_dir: Path, passphrase_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    archive_dir: Path,
+    passphrase_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folder = tmp_path / "sheets"
@@ -100,7 +106,11 @@ def test_an_old_sheet_reads_by_its_own_template_version(
     page = _print(archive_dir, tmp_path, capsys, "--client", "C-6", "--date", "2026-11-21", "--template", "progress")
     # the practice changes the sheet: a new group at the top moves every box down
     text = (folder / "progress@1.toml").read_text().replace("version = 1", "version = 2")
-    text = text.replace("[[groups]]", '[[groups]]\nlabel = "Attendance"\nboxes = [ { key = "attend.late", label = "Late" } ]\n\n[[groups]]', 1)
+    text = text.replace(
+        "[[groups]]",
+        '[[groups]]\nlabel = "Attendance"\nboxes = [ { key = "attend.late", label = "Late" } ]\n\n[[groups]]',
+        1,
+    )
     (folder / "progress@2.toml").write_text(text)
     assert templates.latest("progress").version == 2
     plan = {key: ("check" if i % 2 else "none") for i, key in enumerate(v1.keys)}
@@ -120,8 +130,9 @@ def test_search_by_ticked_box_returns_exactly_those_records(
     template = templates.latest("progress")
     ids: dict[str, set[str]] = {}
     for n, ticked in enumerate([{"topic.sleep", "risk.si_denied"}, {"topic.sleep"}, {"topic.work"}]):
-        page = _print(archive_dir, tmp_path, capsys, "--client", f"C-{n}", "--date", f"2026-10-0{n + 1}",
-                      "--template", "progress")
+        page = _print(
+            archive_dir, tmp_path, capsys, "--client", f"C-{n}", "--date", f"2026-10-0{n + 1}", "--template", "progress"
+        )
         top = sheets.content_top(sheets.read_page_code(page, b"", "").text)
         plan = {k: ("cross" if k in ticked else "none") for k in template.keys}
         path = tmp_path / f"s{n}.jpg"
@@ -151,10 +162,12 @@ def test_marks_too_faint_or_wide_to_call_are_never_read_as_empty() -> None:
     placed, _ = templates.layout(template, top, sheets.MARGIN)
     draw = ImageDraw.Draw(page)
     faint, wide, blank = placed[0], placed[1], placed[2]
-    draw.line([(faint.x + 12, faint.y + 34), (faint.x + 28, faint.y + 52), (faint.x + 58, faint.y + 8)],
-              fill=215, width=5)  # a barely-there pencil tick
-    draw.ellipse((wide.x - 48, wide.y - 48, wide.x + templates.BOX + 48, wide.y + templates.BOX + 48),
-                 outline=40, width=5)  # a circle drawn well away from the box
+    draw.line(
+        [(faint.x + 12, faint.y + 34), (faint.x + 28, faint.y + 52), (faint.x + 58, faint.y + 8)], fill=215, width=5
+    )  # a barely-there pencil tick
+    draw.ellipse(
+        (wide.x - 48, wide.y - 48, wide.x + templates.BOX + 48, wide.y + templates.BOX + 48), outline=40, width=5
+    )  # a circle drawn well away from the box
     code = sheets.read_page_code(page, key, "0badc0de")
     x, y, side = sheets.qr_geometry(code.text)
     frame = templates.Frame((x, y), side, *code.corners)

@@ -14,21 +14,12 @@ from badfiles import BAD_FILES, write_bad
 from helpers import cli, sha256
 from watchkit import (
     drop_files,
-    fast_watch_config,
     sha256_bytes,
     small_scan_bytes,
     source_hashes,
     start_watcher,
     wait_for,
 )
-
-
-@pytest.fixture
-def drop(tmp_path: Path, archive_dir: Path) -> Path:
-    folder = tmp_path / "scans"
-    folder.mkdir()
-    fast_watch_config(archive_dir, folder)
-    return folder
 
 
 def test_once_archives_good_quarantines_bad_and_ignores_partials(

@@ -35,14 +35,6 @@ from watchkit import (
 )
 
 
-@pytest.fixture
-def drop(tmp_path: Path, archive_dir: Path) -> Path:
-    folder = tmp_path / "scans"
-    folder.mkdir()
-    fast_watch_config(archive_dir, folder)
-    return folder
-
-
 def _write_slowly(path: Path, data: bytes, chunks: int, pause: float) -> None:
     step = -(-len(data) // chunks)
     with path.open("wb") as fp:

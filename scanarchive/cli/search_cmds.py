@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from scanarchive.archive.store import write_atomic
+from scanarchive.archive.store import write_new_atomic
 from scanarchive.cli.common import add_passphrase_file, client_code, iso_date, open_archive
 from scanarchive.cli.passphrase import get_passphrase
 from scanarchive.errors import UsageError
@@ -106,12 +106,6 @@ def cmd_show(args: argparse.Namespace) -> int:
         sys.stdout.buffer.flush()
         return 0
     out: Path = args.output
-    if out.exists():
-        raise UsageError(f"{out} already exists; choose a new file name")
-    old = os.umask(0o077)
-    try:
-        write_atomic(out, data, mode=0o600)
-    finally:
-        os.umask(old)
+    write_new_atomic(out, data)
     print(f"Wrote record {record.id} ({record.page_count} pages) to {out}. It is NOT encrypted: delete it when done.")
     return 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from scanarchive.archive.store import write_atomic
+from scanarchive.archive.store import write_new_atomic
 from scanarchive.cli.common import add_passphrase_file, human_bytes, open_archive
 from scanarchive.cli.passphrase import get_passphrase
 from scanarchive.errors import ConfigError, UsageError
@@ -89,11 +88,7 @@ def cmd_failed_show(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
         entry = quarantine.get(archive, args.id)
         data = quarantine.open_scan(archive, archive.unlock(get_passphrase(args.passphrase_file)), entry)
-    old = os.umask(0o077)
-    try:
-        write_atomic(out, data, mode=0o600)
-    finally:
-        os.umask(old)
+    write_new_atomic(out, data)
     print(f"Wrote the quarantined scan to {out}. It is NOT encrypted: delete it when done.")
     return 0
 
