@@ -175,3 +175,41 @@ def test_marks_too_faint_or_wide_to_call_are_never_read_as_empty() -> None:
     assert read[faint.key] == templates.UNCLEAR
     assert read[wide.key] in (templates.TICKED, templates.UNCLEAR)
     assert read[blank.key] == templates.EMPTY
+
+
+def test_ticked_boxes_never_appear_in_plaintext_anywhere(
+    archive_dir: Path,
+    passphrase_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    private_tmp: Path,
+) -> None:
+    """Box states are clinical content: not in the catalog, logs, certificates or temp files."""
+    from helpers import find_plaintext
+
+    template = templates.latest("risk")
+    page = _print(archive_dir, tmp_path, capsys, "--client", "C-7", "--date", "2026-11-22", "--template", "risk")
+    top = sheets.content_top(sheets.read_page_code(page, b"", "").text)
+    plan = {k: "check" for k in template.keys}
+    path = tmp_path / "risk.jpg"
+    path.write_bytes(_scan(_tick(page, template, top, plan, seed=4), 300, 1.0, seed=4))
+    logs = ""
+    run = cli(capsys, "-v", "--archive", archive_dir, "ingest", path)
+    assert run.code == 0, run.err
+    logs += run.err
+    run = cli(
+        capsys,
+        "-v",
+        "--archive",
+        archive_dir,
+        "search",
+        "--has",
+        "risk.si_active",
+        "--json",
+        "--passphrase-file",
+        passphrase_file,
+    )
+    assert run.code == 0 and json.loads(run.out)["count"] == 1
+    logs += run.err
+    keys = {k.lower() for k in template.keys}
+    assert find_plaintext([archive_dir, private_tmp], keys, extra_text=logs) == []

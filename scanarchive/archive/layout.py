@@ -21,8 +21,12 @@ import io
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+import sqlcipher3
 
 from scanarchive.archive.catalog import Catalog, RecordRow
 from scanarchive.archive.index import SearchIndex
@@ -33,6 +37,7 @@ from scanarchive.errors import ArchiveExists, ArchiveNotFound, IntegrityError
 from scanarchive.ocr.engine import PageText, from_json
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONFIG = "config.toml"
 IDENTITY = "identity.enc"
@@ -168,6 +173,24 @@ class Archive:
             log.warning("search index could not be opened; rebuilding it from the sealed records")
             _remove_index(path)
             return _open_index_file(path, key)
+
+    def searched(self, identity: keys.Identity, ask: Callable[[SearchIndex], T]) -> tuple[SyncReport, T]:
+        """Open and sync the index, then ask it. A page of index.db that fails SQLCipher's HMAC
+        check (damage, tampering) turns up only when read: the index is then rebuilt, once,
+        from the sealed records — it is derived data — and the question asked again."""
+        for attempt in (1, 2):
+            index = self.open_index(identity)
+            try:
+                report = self.sync_index(identity, index)
+                return report, ask(index)
+            except sqlcipher3.DatabaseError:
+                if attempt == 2:
+                    raise IntegrityError("the search index is damaged and could not be rebuilt") from None
+                log.warning("the search index is damaged; rebuilding it from the sealed records")
+            finally:
+                index.close()
+            _remove_index(self.root / INDEX)
+        raise AssertionError("unreachable")
 
     def sync_index(self, identity: keys.Identity, index: SearchIndex) -> SyncReport:
         """Add every record sealed since the last sync (one transaction per record)."""

@@ -49,10 +49,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     query = " ".join(args.query)
     with open_archive(args) as archive:
         identity = archive.unlock(get_passphrase(args.passphrase_file))
-        index = archive.open_index(identity)
-        try:
-            report = archive.sync_index(identity, index)
-            hits = index.search(
+        report, hits = archive.searched(
+            identity,
+            lambda index: index.search(
                 query,
                 client=args.client,
                 since=args.since,
@@ -60,9 +59,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                 limit=args.limit,
                 has=tuple(args.has),
                 exact=args.exact,
-            )
-        finally:
-            index.close()
+            ),
+        )
         # that a search happened and how many results: never the query text
         archive.audit("search", results=len(hits), **({"client": args.client} if args.client else {}))
     if report.skipped:
