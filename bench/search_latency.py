@@ -13,11 +13,12 @@ Targets (the issue): search p95 <= 50 ms; unlock + sync of 1,000 new records <= 
    from 2020, a few ticked tick-box facts. Same seed, same text, every run.
    The index is SearchIndex's own encrypted database (random 32-byte key), with
    SearchIndex's schema, bulk-loaded in batches inside begin()/commit() with
-   the same INSERTs add_record makes. add_record itself is NOT used for the
-   bulk load: its `DELETE FROM pages WHERE record_id = ?` has no index to use
-   (record_id is an UNINDEXED FTS5 column), so each call scans every page and
-   the load grows quadratically (hours at 100,000 pages). Step 4 measures that
-   cost on the full index, since it is what sync_index pays per record.
+   the same INSERTs add_record makes (without its page_rows bookkeeping, which
+   only matters when a record is replaced or forgotten). Step 4 measures
+   add_record itself, one record per transaction, on the full index: that is
+   what sync_index pays per record. (add_record used to delete by the
+   UNINDEXED FTS5 record_id column, a full scan per record; it now deletes by
+   rowid through page_rows.)
 2. Latency. --queries queries of each kind - one word (a vocabulary word), two
    words, misspelled (a vocabulary word with one transposition or
    substitution) - through SearchIndex.search(): default (fuzzy expansion over
