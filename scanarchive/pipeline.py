@@ -22,8 +22,10 @@ import logging
 import os
 import re
 import stat
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -35,7 +37,7 @@ from scanarchive.archive.layout import Archive, record_context
 from scanarchive.archive.store import fsync_dir
 from scanarchive.config import IngestSettings
 from scanarchive.crypto import keys, seal
-from scanarchive.errors import InputRejected, IntegrityError, TransientError
+from scanarchive.errors import InputRejected, IntegrityError, ScanarchiveError, TransientError
 from scanarchive.ocr import engine, tesseract
 from scanarchive.pages import load, pdf, poppler, qc, sheets, templates
 from scanarchive.tempdir import private_tempdir
@@ -390,6 +392,37 @@ def ingest_file(
     for _, _, _, _, _, outcome, _ in prepared:
         log.debug("record %s sealed: %d pages", outcome.record_id, len(outcome.source_pages))
     return IngestResult([p[5] for p in prepared], False, removed, seconds, ocr_seconds, blank, all_quality, verdict)
+
+
+def ingest_files(
+    root: Path, paths: list[Path], jobs: int, **options: object
+) -> list[tuple[Path, IngestResult | ScanarchiveError]]:
+    """Several scan files at once (one thread and one catalog connection per file in flight),
+    results in input order. OCR runs in engine processes, so threads overlap the waiting.
+    Files with the same bytes go one after another, so the later ones find the first's
+    record instead of racing it into a duplicate."""
+    locks: dict[str, threading.Lock] = {}
+    for path in paths:
+        locks.setdefault(_content_key(path), threading.Lock())
+
+    def one(path: Path) -> IngestResult | ScanarchiveError:
+        with locks[_content_key(path)], Archive(root) as archive:
+            try:
+                return ingest_file(archive, path, **options)  # type: ignore[arg-type]
+            except ScanarchiveError as exc:
+                return exc
+
+    if jobs <= 1 or len(paths) <= 1:
+        return [(path, one(path)) for path in paths]
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest") as pool:
+        return list(zip(paths, pool.map(one, paths), strict=True))
+
+
+def _content_key(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return f"unreadable:{path}"
 
 
 def _metadata(

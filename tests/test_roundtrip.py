@@ -162,3 +162,27 @@ def test_source_changed_during_ingest_is_kept(
         result = pipeline.ingest_file(archive, small_scan)
     assert not result.source_removed
     assert small_scan.exists() and sha256(small_scan) != before
+
+
+def test_several_files_at_once_keep_their_order_and_dedupe(
+    archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from badfiles import write_bad
+
+    files = []
+    for seed in (81, 82):
+        image, _ = render_note(seed=seed, noise=0, sentences=1, height_in=3)
+        path = tmp_path / f"s{seed}.png"
+        image.save(path, dpi=(300, 300))
+        files.append(path)
+    twin = tmp_path / "s81-again.png"
+    twin.write_bytes(files[0].read_bytes())
+    bad = write_bad(tmp_path, "truncated png")
+    run = cli(capsys, "--archive", archive_dir, "ingest", "--jobs", "2", files[0], bad, files[1], twin)
+    assert run.code == 5, "the bad file's exit code; the others are archived"
+    names = [line.split(":")[0] for line in run.out.splitlines() if not line.startswith(" ")]
+    assert names == ["s81.png", "s82.png", "s81-again.png"], "results in the order given"
+    assert any(line.startswith("s81-again.png: already archived as record") for line in run.out.splitlines())
+    status = json.loads(cli(capsys, "--archive", archive_dir, "status", "--json").out)
+    assert status["records"] == 2, "the same bytes twice make one record, even in parallel"
+    assert bad.exists() and not twin.exists()

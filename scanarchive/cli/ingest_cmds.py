@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from scanarchive.cli.common import client_code, iso_date, open_archive, record_class
-from scanarchive.errors import ScanarchiveError, report
-from scanarchive.pipeline import IngestResult, ingest_file
+from scanarchive.errors import ScanarchiveError, UsageError, report
+from scanarchive.pipeline import IngestResult, ingest_files
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -29,26 +29,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         help="progress (the default) or psychotherapy",
     )
     p.add_argument("--keep-source", action="store_true", help="leave the scan file in place after sealing")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="scan files processed at once (default: ingest.jobs, 0 = one per CPU core)",
+    )
     p.set_defaults(func=cmd_ingest)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     status = 0
     with open_archive(args) as archive:
-        for path in args.files:
-            try:
-                result = ingest_file(
-                    archive,
-                    path,
-                    client=args.client,
-                    session_date=args.date,
-                    record_class=args.record_class,
-                    keep_source=args.keep_source,
-                )
-            except ScanarchiveError as exc:
-                exc.message = f"{path}: {exc.message}"
-                code = report(exc, debug=args.debug)
-                status = status or code
+        if not 0 <= args.jobs <= 64:
+            raise UsageError("--jobs must be between 0 and 64")
+        jobs = args.jobs or archive.config.ingest.effective_jobs
+        outcomes = ingest_files(
+            archive.root,
+            list(args.files),
+            jobs,
+            client=args.client,
+            session_date=args.date,
+            record_class=args.record_class,
+            keep_source=args.keep_source,
+        )
+        for path, result in outcomes:
+            if isinstance(result, ScanarchiveError):
+                result.message = f"{path}: {result.message}"
+                status = status or report(result, debug=args.debug)
                 continue
             archive.audit(
                 "ingest",
