@@ -95,16 +95,11 @@ def pick_query(archive_root: Path, lines: list[str]) -> str:
     """A word of the first note that OCR actually read (handwriting OCR misses some)."""
     candidates = sorted({w.lower() for w in synth.note_words(lines, min_len=6)}, key=len, reverse=True)
     with Archive(archive_root) as archive:
-        identity = archive.unlock(PASSPHRASE)
-        index = archive.open_index(identity)
-        try:
-            archive.sync_index(identity, index)
-            for word in candidates:
-                if index.search(word, limit=1):
-                    return word
-        finally:
-            index.close()
-    return candidates[0] if candidates else "session"
+        _, found = archive.searched(
+            archive.unlock(PASSPHRASE),
+            lambda index: next((word for word in candidates if index.search(word, limit=1)), None),
+        )
+    return found or (candidates[0] if candidates else "session")
 
 
 def run(folder: Path, cli: Callable[[Sequence[str]], int], echo: Callable[[str], None] = print) -> int:

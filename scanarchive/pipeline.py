@@ -92,6 +92,15 @@ class IngestResult:
     def ocr_failed_pages(self) -> list[int]:
         return [p for r in self.records for p in r.ocr_failed_pages]
 
+    def audit_fields(self) -> dict[str, object]:
+        """What the audit log keeps of one ingest (ids, codes, counts; never content or file names)."""
+        return {
+            "records": [r.record_id for r in self.records],
+            "clients": sorted({r.client_code for r in self.records if r.client_code}),
+            "pages": self.page_count,
+            "duplicate": self.duplicate,
+        }
+
 
 def read_source(path: Path) -> bytes:
     """Read a scan once; refuse anything but a regular file."""
@@ -401,12 +410,9 @@ def ingest_files(
     results in input order. OCR runs in engine processes, so threads overlap the waiting.
     Files with the same bytes go one after another, so the later ones find the first's
     record instead of racing it into a duplicate."""
-    locks: dict[str, threading.Lock] = {}
-    for path in paths:
-        locks.setdefault(_content_key(path), threading.Lock())
 
     def one(path: Path) -> IngestResult | ScanarchiveError:
-        with locks[_content_key(path)], Archive(root) as archive:
+        with Archive(root) as archive:
             try:
                 return ingest_file(archive, path, **options)  # type: ignore[arg-type]
             except ScanarchiveError as exc:
@@ -414,8 +420,15 @@ def ingest_files(
 
     if jobs <= 1 or len(paths) <= 1:
         return [(path, one(path)) for path in paths]
+    keys = {path: _content_key(path) for path in paths}  # each file hashed once, only when files run at once
+    locks = {key: threading.Lock() for key in keys.values()}
+
+    def locked(path: Path) -> IngestResult | ScanarchiveError:
+        with locks[keys[path]]:
+            return one(path)
+
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest") as pool:
-        return list(zip(paths, pool.map(one, paths), strict=True))
+        return list(zip(paths, pool.map(locked, paths), strict=True))
 
 
 def _content_key(path: Path) -> str:

@@ -59,14 +59,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 result.message = f"{path}: {result.message}"
                 status = status or report(result, debug=args.debug)
                 continue
-            archive.audit(
-                "ingest",
-                records=[r.record_id for r in result.records],
-                clients=sorted({r.client_code for r in result.records if r.client_code}),
-                pages=result.page_count,
-                duplicate=result.duplicate,
-                source_removed=result.source_removed,
-            )
+            archive.audit("ingest", **result.audit_fields(), source_removed=result.source_removed)
             print_result(path.name, result)
             if result.source_removed:
                 print("  The scan file was removed.")

@@ -226,14 +226,7 @@ class Watcher:
             self._defer(claim, f"unexpected {type(exc).__name__}")
             return
         self.journal.finish(claim)
-        self._audit(
-            "ingest",
-            records=[r.record_id for r in result.records],
-            clients=sorted({r.client_code for r in result.records if r.client_code}),
-            pages=result.page_count,
-            duplicate=result.duplicate,
-            item=claim.claim_id,
-        )
+        self._audit("ingest", **result.audit_fields(), item=claim.claim_id)
         if result.duplicate:
             self.tally.duplicates += 1
             log.info("claim %s: already archived as record %s; no second record", claim.claim_id, result.record_id)

@@ -10,6 +10,7 @@ unclear — never a guess: marks that could be a stray pen line are unclear.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import tomllib
@@ -64,15 +65,21 @@ class Placed:
 
 
 def load_all(folder: Path | None = None) -> dict[str, Template]:
-    """Every template version, by token ("progress@1")."""
-    folder = folder or FOLDER
+    """Every template version, by token ("progress@1"). Parsed once per set of files: ingest asks
+    for every sheet page, and a long-running watcher still sees a template added or changed."""
+    files = tuple((path, path.stat().st_mtime_ns) for path in sorted((folder or FOLDER).glob("*@*.toml")))
+    return dict(_load(files))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(files: tuple[tuple[Path, int], ...]) -> tuple[tuple[str, Template], ...]:
     found: dict[str, Template] = {}
-    for path in sorted(folder.glob("*@*.toml")):
+    for path, _ in files:
         template = _parse(path)
         if template.token != path.stem:
             raise ConfigError(f"{path}: id and version must match the file name ({template.token} vs {path.stem})")
         found[template.token] = template
-    return found
+    return tuple(found.items())
 
 
 def latest(template_id: str, folder: Path | None = None) -> Template:
