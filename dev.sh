@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(python3 python3-venv python3-dev tesseract-ocr tesseract-ocr-eng poppler-utils
-              fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-humor-sans)
+              fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-humor-sans
+              libgl1 libglib2.0-0)  # the last two: OpenCV, which RapidOCR (the second OCR engine) imports
 VENV=${SCANARCHIVE_VENV:-.venv}
 
 need_apt() {
@@ -33,7 +34,7 @@ need_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
   fi
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[rapidocr,dev]"
 }
 
 setup() { need_apt; need_venv; }

@@ -26,6 +26,10 @@ def default_archive_dir() -> Path:
     return Path(xdg) / "scanarchive"
 
 
+#: OCR engines scanarchive can run; Tesseract is required, the others are optional extras.
+OCR_ENGINES = ("tesseract", "rapidocr")
+
+
 @dataclass(frozen=True)
 class IngestSettings:
     max_file_mb: int = 512
@@ -33,9 +37,22 @@ class IngestSettings:
     max_megapixels: int = 250
     ocr_timeout_seconds: float = 180.0
     ocr_languages: str = "eng"
+    ocr_engines: tuple[str, ...] = ("tesseract", "rapidocr")
     jobs: int = 0
 
     def __post_init__(self) -> None:
+        engines = self.ocr_engines
+        if not isinstance(engines, (list, tuple)) or not all(isinstance(e, str) for e in engines):
+            raise ConfigError('ingest.ocr_engines must be a list like ["tesseract", "rapidocr"]')
+        unknown = sorted(set(engines) - set(OCR_ENGINES))
+        if unknown:
+            raise ConfigError(
+                f"ingest.ocr_engines names an unknown engine: {', '.join(unknown)}",
+                hint=f"The engines scanarchive knows: {', '.join(OCR_ENGINES)}.",
+            )
+        if "tesseract" not in engines:
+            raise ConfigError('ingest.ocr_engines must include "tesseract" (the other engines only add to it)')
+        object.__setattr__(self, "ocr_engines", tuple(dict.fromkeys(engines)))
         for name in ("max_file_mb", "max_pages", "max_megapixels", "jobs"):
             if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool):
                 raise ConfigError(f"ingest.{name} must be a whole number (it is {getattr(self, name)!r})")

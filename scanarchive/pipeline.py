@@ -35,10 +35,9 @@ from PIL import Image
 from scanarchive.archive.catalog import CLIENT_CODE, RecordRow, now_utc
 from scanarchive.archive.layout import Archive, record_context
 from scanarchive.archive.store import fsync_dir
-from scanarchive.config import IngestSettings
 from scanarchive.crypto import keys, seal
 from scanarchive.errors import InputRejected, IntegrityError, ScanarchiveError, TransientError
-from scanarchive.ocr import engine, tesseract
+from scanarchive.ocr import engine, ensemble
 from scanarchive.pages import load, pdf, poppler, qc, sheets, templates
 from scanarchive.tempdir import private_tempdir
 
@@ -114,26 +113,6 @@ def read_source(path: Path) -> bytes:
         return path.read_bytes()
     except PermissionError as exc:
         raise InputRejected("the file cannot be read (permission denied)") from exc
-
-
-def recognise_with_tesseract(settings: IngestSettings, tmpdir: Path) -> engine.PageRecogniser:
-    name = tesseract.version()  # also fails early, with EngineMissing, if Tesseract is not installed
-
-    def recognise(number: int, source: engine.PageSource) -> engine.PageText:
-        try:
-            png = source(str(tmpdir))
-            words = tesseract.recognise(
-                png, languages=settings.ocr_languages, timeout=settings.ocr_timeout_seconds, tmpdir=str(tmpdir)
-            )
-        except engine.OcrFailed as exc:
-            log.warning("page %d: OCR failed (%s); the page is archived and flagged", number, exc.message)
-            return engine.PageText(number, "timeout" if exc.timed_out else "failed", exc.message, name)
-        except poppler.PageRenderError as exc:
-            log.warning("page %d: %s; the page is archived and flagged", number, exc.message)
-            return engine.PageText(number, "failed", exc.message, name)
-        return engine.PageText(number, "ok", "", name, words)
-
-    return recognise
 
 
 # --- look and identify ------------------------------------------------------------
@@ -320,7 +299,7 @@ def ingest_file(
     with private_tempdir() as tmpdir:  # ocr
         page_texts = engine.run_pages(
             load.iter_ocr_pages(scan, settings, settings.ocr_timeout_seconds, only=set(kept), turn=orientation),
-            recogniser or recognise_with_tesseract(settings, tmpdir),
+            recogniser or ensemble.recogniser(settings, tmpdir),
             settings.effective_jobs,
         )
     ocr_seconds = time.perf_counter() - ocr_started

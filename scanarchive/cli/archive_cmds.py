@@ -16,6 +16,7 @@ from scanarchive.cli.passphrase import get_passphrase
 from scanarchive.crypto import keys, seal
 from scanarchive.errors import IntegrityError, UsageError
 from scanarchive.intake import quarantine
+from scanarchive.ocr import ensemble
 from scanarchive.pipeline import verify_stored
 
 
@@ -75,6 +76,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 def status_doc(archive: Archive) -> dict[str, Any]:
     counts = archive.catalog.counts()
+    engines = ensemble.engine_status(archive.config.ingest)
     return {
         "archive": str(archive.root),
         "archive_id": archive.config.archive_id,
@@ -84,6 +86,9 @@ def status_doc(archive: Archive) -> dict[str, Any]:
         "last_ingest": archive.catalog.last_ingest(),
         "identity_present": archive.identity_path.is_file(),
         "search_index_present": (archive.root / "index.db").is_file(),
+        "ocr_engines": list(engines.running),
+        "ocr_engines_missing": list(engines.missing),
+        "ocr_recall_reduced": engines.recall_reduced,
     }
 
 
@@ -99,6 +104,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     if doc["with_unreadable_pages"]:
         print(f"Flagged:    {doc['with_unreadable_pages']} record(s) with pages OCR could not read (still archived)")
     print(f"Last scan:  {doc['last_ingest'] or 'never'}")
+    print(f"OCR:        {', '.join(doc['ocr_engines'])}")
+    if doc["ocr_recall_reduced"]:
+        print(
+            f"Warning:    OCR engine {', '.join(doc['ocr_engines_missing'])} is configured but not installed: notes are "
+            "still archived and searchable, but fewer handwritten words will be found. Install it with: "
+            ".venv/bin/pip install -e '.[rapidocr]' (or ./dev.sh setup)."
+        )
     if doc["quarantined"]:
         print(f"Failed:     {doc['quarantined']} scan(s) could not be archived: see 'scanarchive failed list'")
     if doc["in_progress"]:

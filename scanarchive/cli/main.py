@@ -21,6 +21,7 @@ from scanarchive.cli import (
     watch_cmds,
 )
 from scanarchive.errors import report
+from scanarchive.ocr import rapidocr
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,3 +74,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc, debug=args.debug)
+    finally:
+        rapidocr.close_all()  # the second OCR engine's workers end with the command

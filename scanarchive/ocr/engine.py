@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from scanarchive.errors import IntegrityError, ScanarchiveError
 
 OCR_FORMAT = "scanarchive-ocr"
-OCR_VERSION = 1
+OCR_VERSION = 2  # 2 added each word's source engines; version 1 sections are still read
 
 
 class OcrFailed(ScanarchiveError):
@@ -32,6 +32,7 @@ class Word:
     conf: float  # 0-100
     box: tuple[int, int, int, int]  # left, top, width, height in OCR pixels
     line: tuple[int, int, int] = (0, 0, 0)  # block, paragraph, line
+    source: str = "t"  # engines that read this word: "t" Tesseract, "r" RapidOCR, "tr" both
 
 
 @dataclass
@@ -91,7 +92,7 @@ def to_json(pages: list[PageText], engines: list[str]) -> bytes:
                 "status": p.status,
                 "reason": p.reason,
                 "engine": p.engine,
-                "words": [[w.text, round(w.conf, 1), *w.box, *w.line] for w in p.words],
+                "words": [[w.text, round(w.conf, 1), *w.box, *w.line, w.source] for w in p.words],
                 **({"boxes": p.boxes} if p.boxes else {}),
             }
             for p in pages
@@ -103,7 +104,7 @@ def to_json(pages: list[PageText], engines: list[str]) -> bytes:
 def from_json(data: bytes) -> list[PageText]:
     try:
         doc = json.loads(data)
-        if doc.get("format") != OCR_FORMAT or doc.get("version") != OCR_VERSION:
+        if doc.get("format") != OCR_FORMAT or doc.get("version") not in (1, OCR_VERSION):
             raise IntegrityError("a record's OCR section has an unknown format version")
         return [
             PageText(
@@ -112,7 +113,13 @@ def from_json(data: bytes) -> list[PageText]:
                 reason=str(p.get("reason", "")),
                 engine=str(p.get("engine", "")),
                 words=[
-                    Word(text=str(w[0]), conf=float(w[1]), box=(w[2], w[3], w[4], w[5]), line=(w[6], w[7], w[8]))
+                    Word(
+                        text=str(w[0]),
+                        conf=float(w[1]),
+                        box=(w[2], w[3], w[4], w[5]),
+                        line=(w[6], w[7], w[8]),
+                        source=str(w[9]) if len(w) > 9 else "t",
+                    )
                     for w in p["words"]
                 ],
                 boxes={str(k): str(v) for k, v in p.get("boxes", {}).items()},
