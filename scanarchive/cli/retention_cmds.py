@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 from datetime import date
@@ -276,22 +277,23 @@ def cmd_purge(args: argparse.Namespace) -> int:
                 hint="Choose the rules that bind the practice: scanarchive retention use PRESET…",
             )
         approval = archive.config.retention.approval
-        reviews = review.review_all(archive, _today(args), review.presets_in_force(archive))
-        plan = [(r, *r.verdict(approval)) for r in reviews]
         destroyed = []
-        if not args.dry_run:
-            purge.repair_certificates(archive)
-            for r, go, _ in plan:
-                if go:
-                    # logged before the record goes: a crash afterwards still leaves the entry
-                    archive.audit(
-                        "purge",
-                        record=r.record.id,
-                        preset=r.decision.controlling.id if r.decision.controlling else "-",
-                        **({"client": r.record.client_code} if r.record.client_code else {}),
-                    )
-                    destroyed.append(purge.destroy(archive, r, approval))
-            purge.finish(archive)
+        with contextlib.nullcontext() if args.dry_run else purge.one_at_a_time(archive):
+            reviews = review.review_all(archive, _today(args), review.presets_in_force(archive))
+            plan = [(r, *r.verdict(approval)) for r in reviews]
+            if not args.dry_run:
+                purge.repair_certificates(archive)
+                for r, go, _ in plan:
+                    if go:
+                        # logged before the record goes: a crash afterwards still leaves the entry
+                        archive.audit(
+                            "purge",
+                            record=r.record.id,
+                            preset=r.decision.controlling.id if r.decision.controlling else "-",
+                            **({"client": r.record.client_code} if r.record.client_code else {}),
+                        )
+                        destroyed.append(purge.destroy(archive, r, approval))
+                purge.finish(archive)
         archive.audit(
             "purge",
             records=[d.record_id for d in destroyed],

@@ -126,5 +126,5 @@ def from_json(data: bytes) -> list[PageText]:
             )
             for p in doc["pages"]
         ]
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
         raise IntegrityError("a record's OCR section cannot be parsed") from exc

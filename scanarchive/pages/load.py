@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from scanarchive.pages import poppler
 
 MAX_SIDE = 32767  # Tesseract refuses larger images
 OCR_DPI = 300
+MAX_DPI = 100_000  # a stated resolution above this is no scan's (and would not fit the catalog): unknown
 # Pillow's own default until ingest applies the configured limit; set at import
 # so that every process that loads this module has a limit (OCRmyPDF: 250 MP).
 Image.MAX_IMAGE_PIXELS = 250_000_000
@@ -93,6 +95,8 @@ def _pdf_page_sizes(
             sizes, dpis = [], []
             for page in pdf.pages:
                 box = [float(v) for v in page.mediabox]
+                if not all(math.isfinite(v) for v in box):
+                    raise InputRejected("the PDF is damaged: a page has an impossible size")
                 sizes.append((abs(box[2] - box[0]), abs(box[3] - box[1])))
                 dpis.append(_scanned_dpi(page, sizes[-1][0]))
     except InputRejected:
@@ -117,7 +121,15 @@ def _scanned_dpi(page: pikepdf.Page, width_pt: float) -> int | None:
         return None
     if not widths or width_pt <= 0:
         return None
-    return round(max(widths) / (width_pt / 72))
+    return _plausible_dpi(max(widths) / (width_pt / 72))
+
+
+def _plausible_dpi(value: float) -> int | None:
+    """A resolution as a whole number; None when it is not finite or no scan's (0, negative, absurdly large)."""
+    if not math.isfinite(value):
+        return None
+    dpi = round(value)
+    return dpi if 1 < dpi <= MAX_DPI else None
 
 
 ANALYSIS_DPI = 150
@@ -151,10 +163,9 @@ def stated_dpi(frame: Image.Image) -> int | None:
     if not isinstance(raw, tuple) or not raw:
         return None
     try:
-        value = round(float(raw[0]))
-    except (TypeError, ValueError):
+        return _plausible_dpi(float(raw[0]))
+    except (TypeError, ValueError, OverflowError):
         return None
-    return value if value > 1 else None
 
 
 def _open_image(data: bytes, settings: IngestSettings) -> Image.Image:
@@ -303,7 +314,7 @@ def _clean_dpi(dpi: object) -> tuple[int, int]:
         return (OCR_DPI, OCR_DPI)
     try:
         xi, yi = round(float(dpi[0])), round(float(dpi[1]))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # NaN, infinity: a hostile TIFF can state either
         return (OCR_DPI, OCR_DPI)
     if not (50 <= xi <= 2400 and 50 <= yi <= 2400):
         return (OCR_DPI, OCR_DPI)

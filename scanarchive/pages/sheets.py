@@ -96,7 +96,12 @@ def parse(text: str, key: bytes, archive8: str) -> PageCode:
     if arch != archive8:
         return PageCode(QrStatus.FOREIGN)
     body = text[: text.rfind("|")]
-    if not hmac.compare_digest(check, check_value(key, body)):
+    try:
+        expected = check_value(key, body)
+    except UnicodeEncodeError:  # a lone surrogate: no printed sheet carries one
+        return PageCode(QrStatus.INVALID)
+    # A genuine check value is base32 (ASCII); compare_digest raises TypeError on non-ASCII text.
+    if not check.isascii() or not hmac.compare_digest(check, expected):
         return PageCode(QrStatus.INVALID)
     try:
         iso = None if day == "-" else date(int(day[:4]), int(day[4:6]), int(day[6:8])).isoformat()

@@ -13,12 +13,18 @@ Runs unattended, without the passphrase. Destroying a record, in this order:
      its next unlock (purge holds no key to open it).
 
 A crash between 1 and 3 is repaired by the next purge, which writes any
-missing certificate from its tombstone.
+missing certificate from its tombstone. Purges that destroy run one at a time
+(purge.lock), so two never plan the same records.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +33,9 @@ from scanarchive.archive.layout import Archive
 from scanarchive.archive.store import write_atomic
 from scanarchive.retention.review import Review
 
+log = logging.getLogger(__name__)
+
+PURGE_LOCK = "purge.lock"
 METHOD = "cryptographic erase (record key deleted) and deletion of the sealed copy"
 
 
@@ -34,6 +43,22 @@ METHOD = "cryptographic erase (record key deleted) and deletion of the sealed co
 class Destroyed:
     record_id: str
     certificate: Path
+
+
+@contextlib.contextmanager
+def one_at_a_time(archive: Archive) -> Iterator[None]:
+    """One destroying purge per archive: an flock on ARCHIVE/purge.lock, held from planning to the
+    last destruction. A second purge waits, then plans afresh (and finds those records gone)."""
+    fd = os.open(archive.root / PURGE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another purge is running for this archive; waiting for it to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def destroy(archive: Archive, review: Review, approval: str) -> Destroyed:
