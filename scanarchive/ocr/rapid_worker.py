@@ -43,6 +43,7 @@ def main() -> int:
         use_cls=False,  # pages arrive upright (sheet codes turn them); the 180° classifier only costs time
         det_limit_side_len=960,  # text detection needs no more; recognition still reads full-resolution crops
         det_limit_type="max",
+        rec_batch_num=1,  # batches pad every line to the widest: more memory and, on handwriting, more time
     )
     _answer(stdout, {"ready": True})
     while True:
