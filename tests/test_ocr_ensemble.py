@@ -8,7 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from scanarchive.ocr import merge, prepare
+from scanarchive.archive.query import Term, Vocabulary, expand
+from scanarchive.ocr import merge, prepare, tesseract
 from scanarchive.ocr.engine import PageText, Word, from_json, to_json
 from scanarchive.ocr.rapidocr import Line
 
@@ -116,3 +117,20 @@ def test_without_the_optional_engine_ingest_and_search_still_work(tmp_path: Path
 
     with_engine = json.loads(cli_process("--archive", archive, "status", "--json").out)
     assert with_engine["ocr_recall_reduced"] is False and with_engine["ocr_engines"] == ["tesseract", "rapidocr"]
+
+
+def test_a_dictionary_word_expands_to_misreadings_only_and_a_typo_to_real_words() -> None:
+    vocabulary = Vocabulary.of(
+        {"planning": 5, "blanking": 1, "blankinq": 1, "anxiety": 3, "anxicty": 1},
+        known={"planning", "blanking", "anxiety"},
+    )
+    assert expand(Term("blanking"), vocabulary) == ["blanking", "blankinq"], "'planning' is another word"
+    assert set(expand(Term("anxiety"), vocabulary)) == {"anxiety", "anxicty"}
+    assert "anxiety" in expand(Term("anxeity"), vocabulary), "a typo still reaches the word meant"
+    assert "planning" in expand(Term("blanking"), Vocabulary.of({"planning": 5, "blanking": 1})), "no dictionary"
+
+
+def test_the_dictionary_is_tesseracts_own() -> None:
+    words = tesseract.dictionary("eng")
+    assert {"anxiety", "planning", "session"} <= words
+    assert not {"benavicral", "anxeity"} & words

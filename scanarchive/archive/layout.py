@@ -34,6 +34,7 @@ from scanarchive.archive.store import BlobStore, write_atomic
 from scanarchive.config import ArchiveConfig, parse_config, render_config
 from scanarchive.crypto import keys, seal
 from scanarchive.errors import ArchiveExists, ArchiveNotFound, IntegrityError
+from scanarchive.ocr import tesseract
 from scanarchive.ocr.engine import PageText, from_json
 
 log = logging.getLogger(__name__)
@@ -168,11 +169,14 @@ class Archive:
             generation, wrapped = current
             key = identity.unwrap(wrapped, index_context(generation))
         try:
-            return _open_index_file(path, key)
+            index = _open_index_file(path, key)
         except IntegrityError:
             log.warning("search index could not be opened; rebuilding it from the sealed records")
             _remove_index(path)
-            return _open_index_file(path, key)
+            index = _open_index_file(path, key)
+        languages = self.config.ingest.ocr_languages
+        index.known_words = lambda: tesseract.dictionary(languages)  # tells misreadings from other words
+        return index
 
     def searched(self, identity: keys.Identity, ask: Callable[[SearchIndex], T]) -> tuple[SyncReport, T]:
         """Open and sync the index, then ask it. A page of index.db that fails SQLCipher's HMAC

@@ -86,7 +86,10 @@ def print_result(name: str, result: IngestResult) -> None:
             print(f"    unfiled{reason}. File it with: scanarchive file {outcome.record_id[:8]} --client C --date D")
         if outcome.ocr_failed_pages:
             listed = ", ".join(str(p) for p in outcome.ocr_failed_pages)
-            print(f"    note: OCR could not read page(s) {listed} of this record; archived, but words on those pages will not be found by search.")
+            print(
+                f"    note: OCR could not read page(s) {listed} of this record; archived, "
+                "but words on those pages will not be found by search."
+            )
     if result.blank_pages:
         print(f"  {len(result.blank_pages)} blank page(s) dropped: {_pages(result.blank_pages)} of the scan")
     for page in result.quality:

@@ -12,8 +12,11 @@ import csv
 import functools
 import io
 import os
+import re
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 from scanarchive.errors import EngineMissing
 from scanarchive.ocr.engine import OcrFailed, Word
@@ -69,3 +72,74 @@ def parse_tsv(tsv: str) -> list[Word]:
             continue
         words.append(Word(text=text, conf=max(0.0, conf), box=box, line=line))
     return words
+
+
+# --- the dictionary -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def dictionary(languages: str) -> frozenset[str]:
+    """The lower-case words of the language models' dictionaries (Tesseract's own word lists).
+
+    Search uses it to tell an OCR misreading (not a word) from another real word. Extracted
+    once with Tesseract's own tools (combine_tessdata, dawg2wordlist) and cached under
+    $XDG_CACHE_HOME/scanarchive (it is public data, no clinical content). Empty if the tools or
+    the models are missing: search then simply does not make that distinction.
+    """
+    words: set[str] = set()
+    for language in languages.split("+"):
+        words.update(_language_words(language))
+    return frozenset(words)
+
+
+def _tessdata() -> Path | None:
+    try:
+        proc = subprocess.run([executable(), "--list-langs"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired, EngineMissing):
+        return None
+    match = re.search(r'"([^"]+)"', proc.stdout + proc.stderr)
+    return Path(match.group(1)) if match else None
+
+
+def _language_words(language: str) -> list[str]:
+    tessdata = _tessdata()
+    model = tessdata / f"{language}.traineddata" if tessdata else None
+    if model is None or not model.is_file() or not re.fullmatch(r"[A-Za-z0-9_]+", language):
+        return []
+    st = model.stat()
+    cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scanarchive"
+    cache = cache_dir / f"dictionary-{language}-{st.st_size}-{st.st_mtime_ns}.txt"
+    try:
+        return cache.read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        pass
+    combine, dawg2wordlist = shutil.which("combine_tessdata"), shutil.which("dawg2wordlist")
+    if combine is None or dawg2wordlist is None:
+        return []
+    with tempfile.TemporaryDirectory(prefix="scanarchive-dict-") as tmp:
+        parts = Path(tmp) / "model."
+        try:
+            run_engine([combine, "-u", str(model), str(parts)], stdin=b"", timeout=120, cwd=tmp)
+            out = Path(tmp) / "words.txt"
+            run_engine(
+                [dawg2wordlist, f"{parts}lstm-unicharset", f"{parts}lstm-word-dawg", str(out)],
+                stdin=b"",
+                timeout=120,
+                cwd=tmp,
+            )
+            text = out.read_text(encoding="utf-8", errors="replace")
+        except (OSError, EngineTimeout):
+            return []
+    words = sorted({w.casefold() for w in text.split() if w.isalpha()})
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic_bytes(cache, "\n".join(words).encode("utf-8"))
+    except OSError:
+        pass  # a read-only home: extract again next time
+    return words
+
+
+def write_atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
