@@ -3,34 +3,56 @@
 Its random 32-byte key is wrapped to the recipient in the catalog; only
 interactive commands (which hold the identity) can open it. It can be
 deleted and rebuilt from the sealed payloads at any time.
+
+Searching costs in proportion to the pages that match (bm25 is computed for
+each), so the ranking statement touches only the FTS5 index and its docsize
+table: which record a page belongs to is in `page_rows`, read only for the
+rows shown, or when a filter needs it. Fuzzy expansion reads the words from
+`terms` (kept up to date as pages come and go) instead of scanning the whole
+FTS5 index, and runs only when the exact words fill fewer than `limit` rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlcipher3
 
-from scanarchive.archive.query import parse, to_match
+from scanarchive.archive.query import Vocabulary, parse, to_match
 from scanarchive.errors import IntegrityError, TransientError
 
-SCHEMA_VERSION = "2"  # the index is derived data: another version is dropped and rebuilt
+SCHEMA_VERSION = "3"  # the index is derived data: another version is dropped and rebuilt
+TOKENIZE = "unicode61 remove_diacritics 2"
+FEW_PAGES = 5_000  # filters passed by at most this many pages are listed first (see _scope)
+CACHE_KIB = 32_000  # page cache (decrypted pages) per connection; SQLCipher's default is 8,000 KiB
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS docs (record_id TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
     " client_code TEXT, session_date TEXT, record_class TEXT, indexed INTEGER NOT NULL DEFAULT 1)",
+    "CREATE INDEX IF NOT EXISTS docs_client ON docs(client_code, session_date)",
     "CREATE TABLE IF NOT EXISTS facts (record_id TEXT NOT NULL, page INTEGER NOT NULL, key TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS facts_key ON facts(key, record_id)",
     "CREATE INDEX IF NOT EXISTS facts_record ON facts(record_id)",
-    # FTS5 cannot index its UNINDEXED record_id column: this maps a record to its rows, so that
-    # replacing or forgetting a record deletes by rowid instead of scanning every page.
-    "CREATE TABLE IF NOT EXISTS page_rows (row INTEGER PRIMARY KEY, record_id TEXT NOT NULL)",
+    # pages.rowid -> its record and page: ranking never reads the page text, and replacing or
+    # forgetting a record deletes its pages by rowid
+    "CREATE TABLE IF NOT EXISTS page_rows (row INTEGER PRIMARY KEY, record_id TEXT NOT NULL, page INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS page_rows_record ON page_rows(record_id)",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5("
-    " body, record_id UNINDEXED, page UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5(body, tokenize = '{TOKENIZE}')",
+    # every word of `pages` and on how many pages it is: the vocabulary of fuzzy expansion
+    "CREATE TABLE IF NOT EXISTS terms (term TEXT PRIMARY KEY, pages INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS terms_pages ON terms(pages)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS vocab USING fts5vocab(pages, 'row')",
 )
+# Per connection, in memory (temp_store = MEMORY): tokenizes pages being added or removed with
+# the same tokenizer as `pages`, to count their words into `terms`.
+SCRATCH = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.scratch USING fts5(body, content = '', detail = none,"
+    f" tokenize = '{TOKENIZE}')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.scratch_vocab USING fts5vocab(temp, scratch, 'row')",
+)
+SNIPPET = "snippet(pages, 0, '[', ']', '…', 10)"
 
 
 @dataclass(frozen=True)
@@ -45,6 +67,19 @@ class Hit:
     facts: tuple[str, ...] = ()  # ticked boxes of the record
 
 
+@dataclass(frozen=True)
+class IndexRecord:
+    """One record as add_records takes it. pages=None: it could not be opened (damaged)."""
+
+    seq: int
+    record_id: str
+    client_code: str | None
+    session_date: str | None
+    record_class: str
+    pages: Sequence[tuple[int, str]] | None
+    facts: Sequence[tuple[int, str]] = ()
+
+
 def build_match(query: str) -> str:
     """Exact whole words, `word*` prefixes and "phrases", all required (see archive/query.py)."""
     return to_match(parse(query), None)
@@ -53,39 +88,127 @@ def build_match(query: str) -> str:
 class SearchIndex:
     def __init__(self, path: Path, key: bytes) -> None:
         self.path = path
-        self._vocabulary: list[str] | None = None
+        self._vocabulary: Vocabulary | None = None
+        # The OCR language's dictionary, for fuzzy expansion (set by Archive.open_index; none by default).
+        self.known_words: Callable[[], Container[str]] | None = None
         self.db = sqlcipher3.connect(str(path), timeout=30, isolation_level=None)
         self.db.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
         try:
             self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             self.db.execute("PRAGMA secure_delete = ON")
+            self.db.execute("PRAGMA temp_store = MEMORY")  # sorters and scratch never reach the disk in clear
+            self.db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             self._migrate()
         except sqlcipher3.DatabaseError as exc:
             self.db.close()
             raise IntegrityError(f"the search index {path.name} does not open with its key ({exc})") from exc
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _schema(self) -> tuple[list[str], str | None]:
+        """The index's tables (not FTS5's own) and its schema version."""
+        tables = [
+            str(r[0])
+            for r in self.db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                " AND name NOT LIKE 'pages\\_%' ESCAPE '\\'"  # FTS5's own tables go with `pages`
+            )
+        ]
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() if "meta" in tables else None
+        return tables, str(row[0]) if row else None
 
     def _migrate(self) -> None:
-        has_meta = self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
-        version = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() if has_meta else None
-        if has_meta and (version is None or version[0] != SCHEMA_VERSION):
-            for (name,) in self.db.execute(
-                "SELECT name FROM sqlite_master WHERE type IN ('table') AND name NOT LIKE 'sqlite_%'"
-                " AND name NOT LIKE 'pages_%'"
-            ).fetchall():
-                self.db.execute(f'DROP TABLE IF EXISTS "{name}"')
-        for statement in SCHEMA:
-            self.db.execute(statement)
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        if self._schema()[1] == SCHEMA_VERSION:
+            for statement in SCHEMA:
+                self.db.execute(statement)
+            return
+        # new, or another version (or none: a half-made index of an older scanarchive): drop
+        # everything and start again in one transaction, so that a crash leaves either the old
+        # index or the new empty one; the next sync adds every record again
+        self.begin()
+        try:
+            tables, version = self._schema()  # again, under the write lock
+            if version != SCHEMA_VERSION:
+                for name in tables:
+                    self.db.execute(f'DROP TABLE IF EXISTS "{name}"')
+            for statement in SCHEMA:
+                self.db.execute(statement)
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
 
     def close(self) -> None:
         self.db.close()
 
-    def _drop_rows(self, record_id: str) -> None:
-        rows = [int(r[0]) for r in self.db.execute("SELECT row FROM page_rows WHERE record_id = ?", (record_id,))]
-        for row in rows:
-            self.db.execute("DELETE FROM pages WHERE rowid = ?", (row,))
-        self.db.execute("DELETE FROM page_rows WHERE record_id = ?", (record_id,))
-        self.db.execute("DELETE FROM facts WHERE record_id = ?", (record_id,))
+    def _count_terms(self, bodies: Iterable[str], sign: int) -> None:
+        """Add (sign 1) or remove (sign -1) these pages' words to/from `terms`."""
+        for statement in SCRATCH:  # temp tables: gone with a rolled back transaction that made them
+            self.db.execute(statement)
+        self.db.executemany("INSERT INTO temp.scratch(body) VALUES (?)", ((body,) for body in bodies))
+        if sign > 0:
+            self.db.execute(
+                "INSERT INTO terms(term, pages) SELECT term, doc FROM temp.scratch_vocab WHERE true"
+                " ON CONFLICT(term) DO UPDATE SET pages = pages + excluded.pages"
+            )
+        else:
+            counts = self.db.execute("SELECT doc, term FROM temp.scratch_vocab").fetchall()
+            self.db.executemany("UPDATE terms SET pages = pages - ? WHERE term = ?", counts)
+            self.db.executemany("DELETE FROM terms WHERE term = ? AND pages <= 0", [(t,) for _, t in counts])
+        self.db.execute("INSERT INTO temp.scratch(scratch) VALUES ('delete-all')")
+
+    def _terms_upto(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'terms_upto'").fetchone()
+        return int(row[0]) if row else 0
+
+    def update_terms(self) -> None:
+        """Count the words of the pages added since the last count into `terms`, in one transaction.
+
+        Adding a record does not: its ~150 words are spread over the whole `terms` table, and
+        updating them at each record's commit would rewrite (and journal) ~1 MB per record. The
+        first fuzzy search after a sync, or the end of a bulk load, counts them all at once."""
+        (top,) = self.db.execute("SELECT max(row) FROM page_rows").fetchone()
+        if top is None or top <= self._terms_upto():
+            return
+        self.begin()
+        try:
+            upto = self._terms_upto()  # again, under the write lock: another process may have done it
+            pending, total = self.db.execute(
+                "SELECT count(*) FILTER (WHERE row > ?), count(*) FROM page_rows", (upto,)
+            ).fetchone()
+            if pending * 16 > total:  # many new pages (a rebuild, a bulk load): FTS5's word list is quicker
+                self.db.execute("DELETE FROM terms")
+                self.db.execute("INSERT INTO terms(term, pages) SELECT term, doc FROM vocab")
+            elif pending:
+                self._count_terms(
+                    (str(r[0]) for r in self.db.execute("SELECT body FROM pages WHERE rowid > ?", (upto,))), 1
+                )
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('terms_upto', ?)", (str(max(top, upto)),))
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+        self._vocabulary = None
+
+    def _drop_rows(self, record_ids: Sequence[str]) -> None:
+        rows: list[int] = []
+        for record_id in record_ids:
+            rows += [int(r[0]) for r in self.db.execute("SELECT row FROM page_rows WHERE record_id = ?", (record_id,))]
+        if rows:
+            upto = self._terms_upto()  # pages after it were never counted into `terms`
+            counted = [row for row in rows if row <= upto]
+            bodies = [
+                str(self.db.execute("SELECT body FROM pages WHERE rowid = ?", (n,)).fetchone()[0]) for n in counted
+            ]
+            if bodies:
+                self._count_terms(bodies, -1)
+            self.db.executemany("DELETE FROM pages WHERE rowid = ?", [(row,) for row in rows])
+            self._vocabulary = None
+        for record_id in record_ids:
+            self.db.execute("DELETE FROM page_rows WHERE record_id = ?", (record_id,))
+            self.db.execute("DELETE FROM facts WHERE record_id = ?", (record_id,))
 
     def last_seq(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
@@ -118,20 +241,40 @@ class SearchIndex:
         pages=None marks a record that could not be opened (damaged): it is
         retried at every sync until it opens, e.g. after a restore.
         """
-        self._drop_rows(record_id)
+        self.add_records([IndexRecord(seq, record_id, client_code, session_date, record_class, pages, facts or ())])
+
+    def add_records(self, records: Sequence[IndexRecord]) -> None:
+        """add_record for many records at once (inside the caller's transaction): a rebuild or bulk load."""
+        if not records:
+            return
+        self._drop_rows([r.record_id for r in records])
         self.db.executemany(
-            "INSERT INTO facts(record_id, page, key) VALUES (?,?,?)", [(record_id, p, k) for p, k in facts or []]
+            "INSERT INTO facts(record_id, page, key) VALUES (?,?,?)",
+            [(r.record_id, p, k) for r in records for p, k in r.facts],
         )
-        self.db.execute(
+        self.db.executemany(
             "INSERT OR REPLACE INTO docs(record_id, seq, client_code, session_date, record_class, indexed)"
             " VALUES (?,?,?,?,?,?)",
-            (record_id, seq, client_code, session_date, record_class, 0 if pages is None else 1),
+            [
+                (r.record_id, r.seq, r.client_code, r.session_date, r.record_class, 0 if r.pages is None else 1)
+                for r in records
+            ],
         )
-        for page, text in pages or []:
-            cursor = self.db.execute("INSERT INTO pages(body, record_id, page) VALUES (?,?,?)", (text, record_id, page))
-            self.db.execute("INSERT INTO page_rows(row, record_id) VALUES (?,?)", (cursor.lastrowid, record_id))
+        # new rowids follow every page ever counted into `terms` (see update_terms)
+        row = max(self.db.execute("SELECT max(row) FROM page_rows").fetchone()[0] or 0, self._terms_upto())
+        new: list[tuple[int, str, int, str]] = []
+        for r in records:
+            for page, text in r.pages or ():
+                row += 1
+                new.append((row, r.record_id, page, text))
+        self.db.executemany("INSERT INTO pages(rowid, body) VALUES (?,?)", [(n, text) for n, _, _, text in new])
+        self.db.executemany(
+            "INSERT INTO page_rows(row, record_id, page) VALUES (?,?,?)", [(n, rid, page) for n, rid, page, _ in new]
+        )
+        self._vocabulary = None
         self.db.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', ?)", (str(max(seq, self.last_seq())),)
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', ?)",
+            (str(max(max(r.seq for r in records), self.last_seq())),),
         )
 
     def last_change(self) -> int:
@@ -156,12 +299,11 @@ class SearchIndex:
         return int(row[0]) if row else 0
 
     def forget(self, live: set[str]) -> int:
-        """Drop every destroyed record's rows (secure_delete overwrites them); returns how many."""
+        """Drop every destroyed record's rows and words (secure_delete overwrites them); returns how many."""
         gone = [str(r[0]) for r in self.db.execute("SELECT record_id FROM docs") if r[0] not in live]
         self.begin()
-        for record_id in gone:
-            self._drop_rows(record_id)
-            self.db.execute("DELETE FROM docs WHERE record_id = ?", (record_id,))
+        self._drop_rows(gone)
+        self.db.executemany("DELETE FROM docs WHERE record_id = ?", [(record_id,) for record_id in gone])
         self.commit()
         return len(gone)
 
@@ -191,56 +333,133 @@ class SearchIndex:
         has: tuple[str, ...] = (),
         exact: bool = False,
     ) -> list[Hit]:
-        """Ranked hits: pages matching every word exactly first, then fuzzy matches, each by bm25."""
+        """Ranked pages: those matching every word exactly first, by bm25, then (unless exact)
+        those matching only with fuzzy expansion, by bm25; ties: the page indexed last first."""
         terms = parse(query)
-        params: list[object]
         if not terms and has:  # tick boxes only: one hit per record
-            sql = "SELECT d.record_id, d.client_code, d.session_date, d.record_class FROM docs d WHERE 1 = 1"
-            params = []
-        else:
-            # rank first (cheap), then make snippets for the few rows shown (snippets cost per row)
-            sql = "SELECT p.rowid FROM pages p JOIN docs d ON d.record_id = p.record_id WHERE pages MATCH ?"
-            params = [to_match(terms, None if exact else self.vocabulary())]
-        sql, params = _filters(sql, params, has, client, since, until)
-        if not terms:
-            sql += " ORDER BY d.session_date DESC LIMIT ?"
-            rows = self.db.execute(sql, [*params, limit]).fetchall()
-            return [Hit(r[0], r[1], r[2], r[3], 1, "", 0.0, self.facts_of(r[0])) for r in rows]
-        sql += " ORDER BY bm25(pages) LIMIT ?"
-        top = [int(r[0]) for r in self.db.execute(sql, [*params, limit * 4 if not exact else limit]).fetchall()]
-        if not top:
+            sql, params = _filters(
+                "SELECT d.record_id, d.client_code, d.session_date, d.record_class FROM docs d WHERE 1 = 1",
+                [],
+                has,
+                client,
+                since,
+                until,
+            )
+            rows = self.db.execute(sql + " ORDER BY d.session_date DESC LIMIT ?", [*params, limit]).fetchall()
+            facts = self._facts([str(r[0]) for r in rows])
+            return [Hit(r[0], r[1], r[2], r[3], 1, "", 0.0, facts.get(r[0], ())) for r in rows]
+        exact_match = to_match(terms, None)  # raises UsageError for a query without words
+        scope = self._scope(has, client, since, until)
+        found = [(exact_match, self._rank(exact_match, limit, scope))]
+        if not exact and len(found[0][1]) < limit:
+            fuzzy_match = to_match(terms, self.vocabulary())
+            if fuzzy_match != exact_match:  # pages matching only through other words
+                # (with no exact page at all, there is nothing to leave out)
+                only = f"({fuzzy_match}) NOT ({exact_match})" if found[0][1] else fuzzy_match
+                found.append((fuzzy_match, self._rank(only, limit - len(found[0][1]), scope)))
+        hits: list[Hit] = []
+        for match, ranked in found:
+            hits += self._hits(match, ranked)
+        return hits
+
+    def _scope(
+        self, has: tuple[str, ...], client: str | None, since: str | None, until: str | None
+    ) -> tuple[str, str, list[object]]:
+        """FROM and WHERE for _rank's filters. bm25 is computed only for the pages that pass them,
+        but each matching page is checked: against a list of the pages that pass when they are
+        few (a client's notes), else by looking up its record."""
+        where, params = _filters("", [], has, client, since, until)
+        if not where:
+            return "pages p", "", []
+        # the SQL is made of fixed text; the values are "?" parameters
+        passing = "SELECT r.row FROM docs d JOIN page_rows r ON r.record_id = d.record_id WHERE 1 = 1" + where  # noqa: S608
+        (count,) = self.db.execute(f"SELECT count(*) FROM ({passing} LIMIT {FEW_PAGES + 1})", params).fetchone()  # noqa: S608
+        if count <= FEW_PAGES:  # "+": a membership test, not a rowid look-up (which would redo bm25's set-up)
+            return "pages p", f" AND +p.rowid IN ({passing})", params
+        return "pages p JOIN page_rows r ON r.row = p.rowid JOIN docs d ON d.record_id = r.record_id", where, params
+
+    def _rank(self, match: str, limit: int, scope: tuple[str, str, list[object]]) -> list[tuple[int, float]]:
+        """(rowid, bm25) of the best `limit` matching pages. Without filters only FTS5's index and
+        docsize are read: bm25 costs ~1 µs for each matching page."""
+        tables, where, params = scope
+        sql = (
+            f"SELECT p.rowid, bm25(pages) FROM {tables} WHERE pages MATCH ?{where}"  # noqa: S608 - only "?" params
+            " ORDER BY bm25(pages), p.rowid DESC LIMIT ?"
+        )
+        return [(int(r[0]), float(r[1])) for r in self.db.execute(sql, [match, *params, limit])]
+
+    def _hits(self, match: str, ranked: list[tuple[int, float]]) -> list[Hit]:
+        """Snippets and record fields, for the ranked rows only (a snippet reads and re-tokenizes the page)."""
+        if not ranked:
             return []
-        marks = ",".join("?" * len(top))
-        rows = self.db.execute(
-            "SELECT p.record_id, d.client_code, d.session_date, d.record_class, p.page,"  # noqa: S608 - marks are "?"
-            " snippet(pages, 0, '[', ']', '…', 10), bm25(pages), p.rowid"
-            f" FROM pages p JOIN docs d ON d.record_id = p.record_id WHERE pages MATCH ? AND p.rowid IN ({marks})",
-            [params[0], *top],
-        ).fetchall()
-        exact_rows: set[int] = set(top)
-        if not exact:  # exact matches outrank fuzzy ones
-            exact_rows = {
-                int(r[0])
-                for r in self.db.execute(
-                    f"SELECT rowid FROM pages WHERE pages MATCH ? AND rowid IN ({marks})",  # noqa: S608 - only "?" marks
-                    [to_match(terms, None), *top],
-                )
-            }
-        rows.sort(key=lambda r: (int(r[7]) not in exact_rows, float(r[6]), r[2] or ""))
+        rows = [row for row, _ in ranked]
+        marks = ",".join("?" * len(rows))
+        snippets = {
+            int(r[0]): str(r[1]).replace("\n", " ")
+            for r in self.db.execute(
+                f"SELECT rowid, {SNIPPET} FROM pages WHERE pages MATCH ? AND +rowid IN ({marks})",  # noqa: S608 - "?" marks
+                [match, *rows],
+            )
+        }
+        fields = {
+            int(r[0]): r[1:]
+            for r in self.db.execute(
+                "SELECT r.row, r.record_id, d.client_code, d.session_date, d.record_class, r.page"  # noqa: S608 - "?" marks
+                f" FROM page_rows r JOIN docs d ON d.record_id = r.record_id WHERE r.row IN ({marks})",
+                rows,
+            )
+        }
+        facts = self._facts([str(f[0]) for f in fields.values()])
         return [
-            Hit(r[0], r[1], r[2], r[3], int(r[4]), str(r[5]).replace("\n", " "), float(r[6]), self.facts_of(r[0]))
-            for r in rows[:limit]
+            Hit(f[0], f[1], f[2], f[3], int(f[4]), snippets.get(row, ""), rank, facts.get(f[0], ()))
+            for row, rank in ranked
+            if (f := fields.get(row)) is not None
         ]
 
-    def vocabulary(self) -> list[str]:
-        """Every word in the index (for fuzzy expansion); read once per open index."""
+    def vocabulary(self) -> Vocabulary:
+        """The index's words (for fuzzy expansion), read lazily from `terms`."""
         if self._vocabulary is None:
-            self._vocabulary = [str(r[0]) for r in self.db.execute("SELECT term FROM vocab")]
+            self.update_terms()
+            self._vocabulary = Vocabulary(self._tier_words, self._pages_of, self.known_words)
         return self._vocabulary
 
+    def _tier_words(self, floor: int, ceiling: int | None) -> list[str]:
+        # one string per tier: 80,000 words cost ~40 % of the time as one row each
+        if ceiling is None:
+            row = self.db.execute("SELECT group_concat(term, ' ') FROM terms WHERE pages >= ?", (floor,)).fetchone()
+        else:
+            row = self.db.execute(
+                "SELECT group_concat(term, ' ') FROM terms WHERE pages >= ? AND pages < ?", (floor, ceiling)
+            ).fetchone()
+        return str(row[0]).split(" ") if row and row[0] else []
+
+    def _pages_of(self, words: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for at in range(0, len(words), 500):
+            chunk = words[at : at + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                (str(t), int(n))
+                for t, n in self.db.execute(f"SELECT term, pages FROM terms WHERE term IN ({marks})", chunk)  # noqa: S608
+            )
+        return found
+
     def facts_of(self, record_id: str) -> tuple[str, ...]:
-        rows = self.db.execute("SELECT DISTINCT key FROM facts WHERE record_id = ? ORDER BY key", (record_id,))
-        return tuple(str(r[0]) for r in rows)
+        return self._facts([record_id]).get(record_id, ())
+
+    def _facts(self, record_ids: list[str]) -> dict[str, tuple[str, ...]]:
+        """Each record's distinct ticked boxes, sorted."""
+        wanted = sorted(set(record_ids))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        found: dict[str, list[str]] = {}
+        for record_id, key in self.db.execute(
+            f"SELECT DISTINCT record_id, key FROM facts WHERE record_id IN ({marks}) ORDER BY record_id, key",  # noqa: S608
+            wanted,
+        ):
+            found.setdefault(str(record_id), []).append(str(key))
+        return {record_id: tuple(keys) for record_id, keys in found.items()}
 
 
 def _filters(

@@ -20,6 +20,7 @@ import hashlib
 import io
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ from scanarchive.ocr import tesseract
 from scanarchive.ocr.engine import PageText, from_json
 
 log = logging.getLogger(__name__)
+
+SYNC_BATCH = 200  # records per index transaction during a sync
+SYNC_BATCH_SECONDS = 2.0
 T = TypeVar("T")
 
 CONFIG = "config.toml"
@@ -197,31 +201,44 @@ class Archive:
         raise AssertionError("unreachable")
 
     def sync_index(self, identity: keys.Identity, index: SearchIndex) -> SyncReport:
-        """Add every record sealed since the last sync (one transaction per record)."""
+        """Add every record sealed since the last sync, in transactions of up to SYNC_BATCH records
+        (or SYNC_BATCH_SECONDS): each commit waits for the disk, and the index is derived data —
+        a crash loses at most the batch in progress, whose records the next sync adds again
+        (last_seq advances in the same transaction)."""
         added, skipped = 0, []
         pending = set(index.unindexed())
         retry = [r for r in self.catalog.records() if r.id in pending] if pending else []
-        for record in retry + self.catalog.records(since_seq=index.last_seq()):
-            pages: list[tuple[int, str]] | None
-            facts: list[tuple[int, str]] = []
-            try:
-                opened = self.ocr_pages(identity, record)
-                pages = [(p.page, p.text) for p in opened]
-                facts = [(p.page, key) for p in opened for key, state in p.boxes.items() if state == "ticked"]
-            except IntegrityError as exc:
-                log.error("%s", exc.message)
-                skipped.append(record.id)
-                pages = None
-            index.begin()
-            try:
+        in_batch, batch_started = 0, time.monotonic()
+        try:
+            for record in retry + self.catalog.records(since_seq=index.last_seq()):
+                pages: list[tuple[int, str]] | None
+                facts: list[tuple[int, str]] = []
+                try:
+                    opened = self.ocr_pages(identity, record)
+                    pages = [(p.page, p.text) for p in opened]
+                    facts = [(p.page, key) for p in opened for key, state in p.boxes.items() if state == "ticked"]
+                except IntegrityError as exc:
+                    log.error("%s", exc.message)
+                    skipped.append(record.id)
+                    pages = None
+                if in_batch == 0:
+                    index.begin()
+                    batch_started = time.monotonic()
                 index.add_record(
                     record.seq, record.id, record.client_code, record.session_date, record.record_class, pages, facts
                 )
-            except BaseException:
+                in_batch += 1
+                added += 1
+                if in_batch >= SYNC_BATCH or time.monotonic() - batch_started >= SYNC_BATCH_SECONDS:
+                    index.commit()
+                    in_batch = 0
+            if in_batch:
+                index.commit()
+                in_batch = 0
+        except BaseException:
+            if in_batch:
                 index.rollback()
-                raise
-            index.commit()
-            added += 1
+            raise
         for record in self.catalog.changed_since(index.last_change()):
             index.refile(record.id, record.client_code, record.session_date, record.record_class, record.changed_seq)
         purges = int(self.catalog.get_meta("purge_seq") or 0)
