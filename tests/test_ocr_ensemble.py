@@ -6,10 +6,11 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from PIL import Image, ImageDraw
 
 from scanarchive.archive.query import Term, Vocabulary, expand
-from scanarchive.ocr import merge, prepare, tesseract
+from scanarchive.ocr import merge, prepare, rapidocr, tesseract
 from scanarchive.ocr.engine import PageText, Word, from_json, to_json
 from scanarchive.ocr.rapidocr import Line
 
@@ -121,16 +122,31 @@ def test_without_the_optional_engine_ingest_and_search_still_work(tmp_path: Path
 
 def test_a_dictionary_word_expands_to_misreadings_only_and_a_typo_to_real_words() -> None:
     vocabulary = Vocabulary.of(
-        {"planning": 5, "blanking": 1, "blankinq": 1, "anxiety": 3, "anxicty": 1},
-        known={"planning", "blanking", "anxiety"},
+        {"planking": 5, "blanking": 1, "blankinq": 1, "anxiety": 3, "anxicty": 1},
+        known={"planking", "blanking", "anxiety"},
     )
-    assert expand(Term("blanking"), vocabulary) == ["blanking", "blankinq"], "'planning' is another word"
+    assert expand(Term("blanking"), vocabulary) == ["blanking", "blankinq"], "'planking' is another word"
     assert set(expand(Term("anxiety"), vocabulary)) == {"anxiety", "anxicty"}
     assert "anxiety" in expand(Term("anxeity"), vocabulary), "a typo still reaches the word meant"
-    assert "planning" in expand(Term("blanking"), Vocabulary.of({"planning": 5, "blanking": 1})), "no dictionary"
+    assert "planking" in expand(Term("blanking"), Vocabulary.of({"planking": 5, "blanking": 1})), "no dictionary"
 
 
 def test_the_dictionary_is_tesseracts_own() -> None:
     words = tesseract.dictionary("eng")
     assert {"anxiety", "planning", "session"} <= words
     assert not {"benavicral", "anxeity"} & words
+
+
+def test_a_worker_is_replaced_after_its_share_of_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its memory grows with every page shape it sees; a fresh worker starts from its models again."""
+    monkeypatch.setattr(rapidocr, "PAGES_PER_WORKER", 2)
+    image, _ = render_note(seed=5, noise=0, sentences=1, height_in=2)
+    out = io.BytesIO()
+    image.convert("L").reduce(2).save(out, format="PNG")
+    pool = rapidocr.Pool(1)
+    try:
+        lines = [pool.recognise(out.getvalue(), 120) for _ in range(3)]
+        assert all(lines), "each page was read"
+        assert len(pool._free) == 1 and pool._free[0].pages == 1, "the third page went to a new worker"
+    finally:
+        pool.close()

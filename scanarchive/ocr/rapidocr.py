@@ -39,6 +39,10 @@ NAME = "rapidocr"
 MODULE = "rapidocr_onnxruntime"
 DISTRIBUTION = "rapidocr-onnxruntime"
 START_TIMEOUT = 120.0  # loading the models; not counted against a page's timeout
+# A worker's memory grows with every new page shape ONNX Runtime sees (300 MB after a few pages,
+# 580 MB after ~100 seen in bench/memory.py); a fresh one costs ~1 s of loading, so one is
+# replaced after this many pages.
+PAGES_PER_WORKER = 40
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,15 @@ def version() -> str:
 
 class _Worker:
     def __init__(self, workdir: str) -> None:
-        env = dict(os.environ, OMP_NUM_THREADS="1", OMP_THREAD_LIMIT="1", TMPDIR=workdir, TMP=workdir, TEMP=workdir)
+        env = dict(
+            os.environ,
+            OMP_NUM_THREADS="1",
+            OMP_THREAD_LIMIT="1",
+            MALLOC_ARENA_MAX="2",  # one page at a time: more malloc arenas only hold on to freed memory
+            TMPDIR=workdir,
+            TMP=workdir,
+            TEMP=workdir,
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "scanarchive.ocr.rapid_worker"],
             stdin=subprocess.PIPE,
@@ -77,6 +89,7 @@ class _Worker:
             start_new_session=True,
         )
         self._buffer = b""
+        self.pages = 0
         try:
             answer = self._read_line(time.monotonic() + START_TIMEOUT)
         except OcrFailed:
@@ -173,8 +186,12 @@ class Pool:
             except BaseException:
                 worker.kill()
                 raise
-            with self._lock:
-                self._free.append(worker)
+            worker.pages += 1
+            if worker.pages >= PAGES_PER_WORKER:
+                worker.kill()
+            else:
+                with self._lock:
+                    self._free.append(worker)
             return lines
 
     def close(self) -> None:
