@@ -146,9 +146,7 @@ def iter_analysis_pages(
             dpi = max(10, min(ANALYSIS_DPI, int((settings.max_megapixels * 1_000_000 / area_in2) ** 0.5)))
             image: Image.Image | None
             try:
-                png = poppler.render_page(scan.data, number, dpi, timeout=timeout)
-                image = Image.open(io.BytesIO(png))
-                image.load()
+                image = poppler.render_image(scan.data, number, dpi, timeout=timeout)
             except poppler.PageRenderError:
                 image = None  # kept as a page (never taken for blank); OCR will flag it
             yield number, image, scan.pdf_image_dpi[number - 1] if scan.pdf_image_dpi else None
