@@ -125,7 +125,7 @@ def look_at_pages(archive: Archive, scan: load.Scan) -> list[PageLook]:
     looks = []
     for number, image, dpi in load.iter_analysis_pages(scan, settings, settings.ocr_timeout_seconds):
         if image is None:
-            quality = qc.PageQc(number, dpi, warnings=["could not be rendered for checking"])
+            quality = qc.PageQc(number, dpi, problems=["could not be rendered for checking"])
             looks.append(PageLook(number, sheets.PageCode(sheets.QrStatus.NONE), quality))
             continue
         code = sheets.read_page_code(image, key, archive8)

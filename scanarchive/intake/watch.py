@@ -32,6 +32,9 @@ from scanarchive.pipeline import ingest_file
 
 log = logging.getLogger(__name__)
 
+# An error that is not a known kind is retried this many times (it may be the machine), then quarantined.
+UNEXPECTED_ATTEMPTS = 3
+
 
 @dataclass
 class Tally:
@@ -221,9 +224,17 @@ class Watcher:
             return
         except Exception as exc:  # a bug must not stop the watcher or lose the scan
             # Type only: a library's exception text can quote the bytes it choked on.
-            log.error("claim %s: unexpected %s; will retry", claim.claim_id, type(exc).__name__)
+            log.error("claim %s: unexpected %s", claim.claim_id, type(exc).__name__)
             log.debug("details of the unexpected error", exc_info=True)
-            self._defer(claim, f"unexpected {type(exc).__name__}")
+            if claim.attempts + 1 >= UNEXPECTED_ATTEMPTS:  # not transient: never retried for ever
+                self._quarantine(
+                    claim,
+                    path,
+                    f"scanarchive could not process this file (an internal error, {type(exc).__name__}); it is "
+                    "kept sealed in the quarantine: please report it, and try 'scanarchive failed retry' after an update",
+                )
+            else:
+                self._defer(claim, f"unexpected {type(exc).__name__}")
             return
         self.journal.finish(claim)
         self._audit("ingest", **result.audit_fields(), item=claim.claim_id)

@@ -223,7 +223,7 @@ def iter_image_pages(data: bytes, settings: IngestSettings) -> Iterator[Image.Im
             except Exception as exc:  # any parser failure on this frame means it is damaged
                 where = f"page {number}" if number > 1 else "the image"
                 raise InputRejected(f"{where} is damaged or truncated and cannot be read completely") from exc
-            yield frame
+            yield plain_mode(frame)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
@@ -234,6 +234,17 @@ def iter_image_pages(data: bytes, settings: IngestSettings) -> Iterator[Image.Im
                 raise InputRejected(f"page {number + 1} is damaged and cannot be read") from exc
     finally:
         image.close()
+
+
+def plain_mode(frame: Image.Image) -> Image.Image:
+    """A frame in a mode every later step can convert: Pillow cannot turn CIELAB (LAB) into RGB or
+    grey, so a LAB scan is kept as its lightness channel (found by the peer corpora: Pillow's
+    hopper.Lab.tif crashed the page look)."""
+    if frame.mode == "LAB":
+        info = dict(frame.info)
+        frame = frame.getchannel("L")
+        frame.info.update(info)
+    return frame
 
 
 def ocr_ready(frame: Image.Image) -> Image.Image:

@@ -62,6 +62,9 @@ def _png(frame: Image.Image) -> bytes:
         frame = Image.alpha_composite(flat, rgba).convert("RGB")
     elif frame.mode not in ("1", "L", "RGB", "P"):
         frame = frame.convert("RGB")
+        # A 16-bit grey PNG's tRNS value (an int) is not a valid RGB transparency: Pillow's PNG writer
+        # refuses it (found by the peer corpora: Pillow's i_trns.png). The page is flattened anyway.
+        frame.info.pop("transparency", None)
     out = io.BytesIO()
     dpi = frame.info.get("dpi")
     frame.save(out, format="PNG", dpi=dpi) if dpi else frame.save(out, format="PNG")
