@@ -32,6 +32,17 @@ from scanarchive.pipeline import ingest_file
 
 log = logging.getLogger(__name__)
 
+
+class _StopRace(logging.Filter):
+    """watchdog logs an ERROR when its inotify thread is asked for events while the observer is being
+    stopped (SIGTERM): a harmless race in the library that would read like a failure in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_StopRace())
+
 # An error that is not a known kind is retried this many times (it may be the machine), then quarantined.
 UNEXPECTED_ATTEMPTS = 3
 
