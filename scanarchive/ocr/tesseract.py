@@ -18,7 +18,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from scanarchive.errors import EngineMissing
+from scanarchive.archive.store import write_atomic
+from scanarchive.errors import EngineMissing, TransientError
 from scanarchive.ocr.engine import OcrFailed, Word
 from scanarchive.runner import EngineTimeout, run_engine
 
@@ -133,13 +134,7 @@ def _language_words(language: str) -> list[str]:
     words = sorted({w.casefold() for w in text.split() if w.isalpha()})
     try:
         cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomic_bytes(cache, "\n".join(words).encode("utf-8"))
-    except OSError:
+        write_atomic(cache, "\n".join(words).encode("utf-8"))
+    except (OSError, TransientError):
         pass  # a read-only home: extract again next time
     return words
-
-
-def write_atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
