@@ -1,4 +1,4 @@
-"""Fuzzing, many iterations: the targets of tests/fuzzkit.py (seal, intake, ocrjson, qr) without stopping at a crash.
+"""Fuzzing, many iterations: the targets of tests/kits/fuzzkit.py (seal, intake, ocrjson, qr) without stopping at a crash.
 
     .venv/bin/python bench/fuzz.py [--iterations 20000] [--target seal|intake|ocrjson|qr|all] [--seed 1]
                                    [--save DIR]
@@ -30,11 +30,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
-from fuzzkit import TARGETS, Hang, Target  # noqa: E402
+from tests.kits.fuzzkit import TARGETS, Hang, Target  # noqa: E402
 
 
 @dataclass

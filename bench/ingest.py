@@ -29,12 +29,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scanarchive import synth  # noqa: E402
+from scanarchive.demo import synth  # noqa: E402
 
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from scanarchive.pipeline import ingest_files
+from scanarchive.ingest.batch import ingest_files
 start = time.perf_counter()
 outcomes = ingest_files(Path(sys.argv[1]), [Path(n) for n in sys.argv[3:]], int(sys.argv[2]))
 total = time.perf_counter() - start
@@ -116,7 +116,9 @@ def main() -> None:
     for name, seconds in (("tesseract-seq", seq), ("tesseract-par", par), ("scanarchive", total)):
         print(f"{name:<16}{seconds:>9.2f}{n / seconds:>9.2f}{seq / seconds:>17.2f}x")
     busy = ocr / (total * args.jobs)
-    print(f"scanarchive time in OCR: {100 * busy:.0f}% of {args.jobs} workers' time (everything else: {100 * (1 - busy):.0f}%)")
+    print(
+        f"scanarchive time in OCR: {100 * busy:.0f}% of {args.jobs} workers' time (everything else: {100 * (1 - busy):.0f}%)"
+    )
     print(f"scanarchive peak RSS (largest process of the ingest): {peak_mb:.0f} MB")
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/memory.py [--pages 200] [--distinct 8] [--encoding jpeg]
 
-Builds one PDF of --pages synthetic handwritten note pages (scanarchive.synth,
+Builds one PDF of --pages synthetic handwritten note pages (scanarchive.demo.synth,
 300 dpi greyscale, 8.5 x 5.5 in, four handwriting fonts, skew, blur, noise).
 To save generation time only --distinct pages are rendered and then repeated
 in order to make up the page count (the output says so). --encoding jpeg
@@ -47,7 +47,7 @@ import img2pdf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scanarchive import synth  # noqa: E402
+from scanarchive.demo import synth  # noqa: E402
 
 TARGET_MB = 500.0
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")

@@ -203,7 +203,7 @@ def snapshot_code(work_root: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("SCANARCHIVE_ARCHIVE", "SCANARCHIVE_PASSPHRASE_FILE")}
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [os.environ.get("PYTHONPATH")])])
-    probe = "import scanarchive, scanarchive.cli.main, scanarchive.pipeline; print(scanarchive.__file__)"
+    probe = "import scanarchive, scanarchive.cli.main, scanarchive.ingest.pipeline; print(scanarchive.__file__)"
     for attempt in range(8):
         shutil.rmtree(code, ignore_errors=True)
         for part in ("scanarchive", "config"):

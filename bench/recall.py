@@ -45,7 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scanarchive import synth  # noqa: E402
+from scanarchive import reading  # noqa: E402
+from scanarchive.demo import synth  # noqa: E402
 
 WORDS = Path("/usr/share/dict/words")
 WORD_RE = re.compile(r"[A-Za-z]+")
@@ -186,7 +187,7 @@ def scanarchive_search(
                 out[word] = [page_of[h.record_id] for h in hits]
             return out
 
-        _, results = archive.searched(identity, ask)
+        _, results = reading.searched(archive, identity, ask)
     return results, latencies
 
 

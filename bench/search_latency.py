@@ -3,7 +3,7 @@
     .venv/bin/python bench/search_latency.py [--pages 100000] [--queries 200] [--sync 1000] [--grow 20]
                                              [--corpus zipf|small]
 
-Everything is SYNTHETIC (word lists below and scanarchive.synth's vocabulary); no real client data.
+Everything is SYNTHETIC (word lists below and scanarchive.demo.synth's vocabulary); no real client data.
 Targets (the issue): search p95 <= 50 ms; unlock + sync of 1,000 new records <= 5 s.
 
 1. Index. --pages pages of OCR-like text, 120-200 words each, with Zipf (s=1)
@@ -86,12 +86,13 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scanarchive import synth  # noqa: E402
 from scanarchive.archive import index as search_index  # noqa: E402
+from scanarchive.archive import sync  # noqa: E402
 from scanarchive.archive.index import IndexRecord, SearchIndex  # noqa: E402
 from scanarchive.archive.layout import INDEX, Archive  # noqa: E402
 from scanarchive.archive.query import parse, to_match  # noqa: E402
-from scanarchive.ocr import engine  # noqa: E402
+from scanarchive.demo import synth  # noqa: E402
+from scanarchive.ocr import document, engine  # noqa: E402
 
 SEED = 20240601
 P95_TARGET_MS = 50.0
@@ -612,11 +613,12 @@ def _add_plain(plain: sqlite3.Connection, r: Record) -> None:
 
 
 def fake_recogniser(words: list[str], boxes: dict[str, str]) -> engine.PageRecogniser:
-    def recognise(number: int, source: engine.PageSource) -> engine.PageText:
+    def recognise(number: int, source: engine.PageSource) -> document.PageText:
         placed = [
-            engine.Word(w, 90.0, (40 * (i % 12), 30 * (i // 12), 36, 24), (1, 1, i // 12)) for i, w in enumerate(words)
+            document.Word(w, 90.0, (40 * (i % 12), 30 * (i // 12), 36, 24), (1, 1, i // 12))
+            for i, w in enumerate(words)
         ]
-        return engine.PageText(number, "ok", "", "fake", placed, dict(boxes))
+        return document.PageText(number, "ok", "", "fake", placed, dict(boxes))
 
     return recognise
 
@@ -648,14 +650,14 @@ def commit_floor(folder: Path, count: int) -> float:
 
 
 def sync_bench(work: Path, count: int, ranking: list[str]) -> dict[str, float]:
-    from scanarchive.pipeline import ingest_file
+    from scanarchive.ingest.pipeline import ingest_file
 
     root = work / "archive"
     Archive.create(root, PASSPHRASE, kdf_seconds=0.05).close()
     with Archive(root) as archive:  # the index exists before the new records arrive (steady state)
         identity = archive.unlock(PASSPHRASE)
-        first = archive.open_index(identity)
-        archive.sync_index(identity, first)
+        first = sync.open_index(archive, identity)
+        sync.sync_index(archive, identity, first)
         first.close()
     drop = work / "drop"
     drop.mkdir()
@@ -693,9 +695,9 @@ def sync_bench(work: Path, count: int, ranking: list[str]) -> dict[str, float]:
         t0 = time.perf_counter()
         identity = archive.unlock(PASSPHRASE)
         t1 = time.perf_counter()
-        index = archive.open_index(identity)
+        index = sync.open_index(archive, identity)
         t2 = time.perf_counter()
-        report = archive.sync_index(identity, index)
+        report = sync.sync_index(archive, identity, index)
         t3 = time.perf_counter()
         index.update_terms()  # what the first fuzzy search after the sync does first
         t4 = time.perf_counter()

@@ -3,7 +3,7 @@
     .venv/bin/python bench/throughput.py [--pages 24] [--jobs N] [--repeats 2]
 
 The corpus is generated here, deterministically: synthetic handwritten note
-pages (scanarchive.synth; four handwriting fonts, 300 dpi greyscale,
+pages (scanarchive.demo.synth; four handwriting fonts, 300 dpi greyscale,
 8.5 x 5.5 in, skew, blur, noise, as in bench/ingest.py) written as PDF files of
 1-3 pages each with img2pdf (lossless: the PNG data is embedded as is).
 
@@ -55,7 +55,7 @@ import img2pdf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scanarchive import synth  # noqa: E402
+from scanarchive.demo import synth  # noqa: E402
 
 DEFAULT_VENV = Path.home() / ".cache" / "scanarchive-bench" / "ocrmypdf-venv"
 PAGES_PER_FILE = (1, 2, 3, 1, 2, 1, 3)  # cycled: a mix of single-page and multi-page notes

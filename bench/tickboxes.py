@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scanarchive import synth  # noqa: E402
+from scanarchive.demo import synth  # noqa: E402
 from scanarchive.pages import sheets, templates  # noqa: E402
 
 KEY = b"benchmark sheet key, not secret!"
@@ -93,8 +93,9 @@ def main() -> None:
             synth.draw_mark(draw, box.x, box.y, templates.BOX, plan[box.key], rng)
         dpi = rng.choice((200, 300))
         angle = rng.choice((180.0, 0.0)) + rng.uniform(-3, 3)
-        scan = page.resize((page.width * dpi // 300, page.height * dpi // 300)).rotate(angle, expand=True,
-                                                                                       fillcolor=255)
+        scan = page.resize((page.width * dpi // 300, page.height * dpi // 300)).rotate(
+            angle, expand=True, fillcolor=255
+        )
         scan = scan.point(lambda v: max(0, min(255, v + rng.randint(-8, 8))))
         buf = io.BytesIO()
         scan.save(buf, format="JPEG", quality=80)
@@ -115,11 +116,12 @@ def main() -> None:
     print(f"sheets: {args.sheets} ({total} boxes), 200/300 dpi, rotated ±3° or 180°, noise, JPEG 80")
     print(f"{'reader':<28}{'right':>8}{'unclear':>9}{'wrong':>7}{'unclear %':>11}")
     for name, tally in (("naive ink threshold (baseline)", base), ("scanarchive", ours)):
-        print(f"{name:<28}{tally['right']:>8}{tally['unclear']:>9}{tally['wrong']:>7}"
-              f"{100 * tally['unclear'] / total:>10.2f}%")
+        print(
+            f"{name:<28}{tally['right']:>8}{tally['unclear']:>9}{tally['wrong']:>7}"
+            f"{100 * tally['unclear'] / total:>10.2f}%"
+        )
     ratio = "∞" if ours["wrong"] == 0 and base["wrong"] else f"{base['wrong'] / max(ours['wrong'], 1):.1f}×"
-    print(f"stray pen lines through a box (must never read as ticked): baseline {stray_base}, "
-          f"scanarchive {stray_ours}")
+    print(f"stray pen lines through a box (must never read as ticked): baseline {stray_base}, scanarchive {stray_ours}")
     print(f"wrong reads, baseline vs scanarchive: {base['wrong']} vs {ours['wrong']} ({ratio} fewer)")
     print(f"scanarchive reading time: {1000 * seconds / args.sheets:.0f} ms per sheet (code + boxes)")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scanarchive import synth  # noqa: E402
+from scanarchive.demo import synth  # noqa: E402
 
 
 def scan_bytes(seed: int) -> bytes:

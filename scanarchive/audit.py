@@ -74,12 +74,14 @@ import pwd
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
-from scanarchive.archive.store import fsync_dir
+from scanarchive.clock import now_utc
 from scanarchive.errors import IntegrityError
+from scanarchive.fsio import fsync_dir
+from scanarchive.names import CLIENT_CODE, TOKEN
 
 AUDIT_LOG: Final = "audit.log"
 GENESIS: Final = "0" * 64
@@ -152,8 +154,6 @@ RESERVED: Final = frozenset({"seq", "at", "event", "actor", "prev", "hash"})
 MAX_LIST: Final = 100_000
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_CLIENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # as scanarchive.cli.common.CLIENT_CODE
-_TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TAIL_BLOCK = 64 * 1024
@@ -244,9 +244,9 @@ def _scalar_ok(kind: str, value: object) -> bool:
     if kind == "uuid":
         return bool(_UUID.match(value))
     if kind == "client":
-        return bool(_CLIENT.match(value))
+        return bool(CLIENT_CODE.match(value))
     if kind == "token":
-        return bool(_TOKEN.match(value))
+        return bool(TOKEN.match(value))
     if kind == "sha256":
         return bool(_SHA256.match(value))
     if kind == "date":
@@ -267,11 +267,7 @@ def actor() -> str:
         name = pwd.getpwuid(uid).pw_name
     except KeyError:
         return f"uid{uid}"
-    return name if _TOKEN.match(name) else f"uid{uid}"
-
-
-def now_utc() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return name if TOKEN.match(name) else f"uid{uid}"
 
 
 def append(path: Path, event: str, /, **fields: object) -> dict[str, Any]:

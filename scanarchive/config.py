@@ -147,6 +147,11 @@ class ArchiveConfig:
     identify: IdentifySettings = field(default_factory=IdentifySettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
 
+    @property
+    def archive8(self) -> str:
+        """The short archive id printed in sheet codes: its first 8 hex digits."""
+        return self.archive_id.replace("-", "")[:8]
+
 
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
     value = doc.get(name, {})
@@ -195,7 +200,7 @@ def set_retention(path: Path, presets: list[str], allow_unconfirmed: bool) -> No
     """Rewrite [retention] presets (and allow_unconfirmed) in config.toml, keeping every comment."""
     import re
 
-    from scanarchive.archive.store import write_atomic
+    from scanarchive.fsio import write_atomic
 
     text = path.read_text(encoding="utf-8")
     listed = "[" + ", ".join(f'"{p}"' for p in presets) + "]"

@@ -63,7 +63,7 @@ def archive_dir(tmp_path: Path, passphrase_file: Path) -> Path:
 @pytest.fixture
 def small_scan(tmp_path: Path) -> Path:
     """One synthetic handwritten note as a 300 dpi PNG in tmp/drop/."""
-    from helpers import render_note
+    from tests.kits.helpers import render_note
 
     drop = tmp_path / "drop"
     drop.mkdir(exist_ok=True)
@@ -83,7 +83,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture
 def drop(tmp_path: Path, archive_dir: Path) -> Path:
     """A scanner drop folder named in the archive's config, with quick settle and rescan times."""
-    from watchkit import fast_watch_config
+    from tests.kits.watchkit import fast_watch_config
 
     folder = tmp_path / "scans"
     folder.mkdir()

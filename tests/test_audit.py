@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from scanarchive import audit, synth
+from scanarchive import audit
 from scanarchive.cli import audit_cmds
+from scanarchive.demo import synth
 from scanarchive.errors import IntegrityError
-
-from helpers import cli, note_words
+from tests.kits.helpers import cli, note_words
 
 C1_RECORDS = [str(uuid.UUID(int=i + 1, version=4)) for i in range(3)]
 OTHER_RECORD = str(uuid.UUID(int=99, version=4))

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from scanarchive.archive.layout import Archive
-
-from helpers import cli, find_plaintext, note_words, record_ids, render_note
+from tests.kits.helpers import cli, find_plaintext, note_words, record_ids, render_note
 
 
 def _ingest(

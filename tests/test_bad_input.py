@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from scanarchive.errors import InputRejected
-
-from badfiles import BAD_FILES, tiff_multipage, write_bad
-from helpers import cli, sha256
+from tests.kits.badfiles import BAD_FILES, tiff_multipage, write_bad
+from tests.kits.helpers import cli, sha256
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))

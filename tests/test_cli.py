@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from scanarchive.errors import ArchiveExists, ArchiveNotFound, IdentityUnavailable, UsageError, WrongPassphrase
-
-from helpers import cli, cli_process
+from tests.kits.helpers import cli, cli_process
 
 
 def test_init_makes_a_private_archive_and_refuses_an_existing_one(

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from helpers import cli, cli_process, record_ids
-from watchkit import (
+from tests.kits.helpers import cli, cli_process, record_ids
+from tests.kits.watchkit import (
     catalog_rows,
     drop_files,
     in_progress,

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from scanarchive import audit, export, pipeline
+from scanarchive import audit, export
 from scanarchive.archive.layout import Archive
 from scanarchive.cli import export_cmds
-from scanarchive.crypto import keys
+from scanarchive.crypto import exportfile, keys
 from scanarchive.errors import IntegrityError, RecordNotFound, UsageError, WrongPassphrase
-from scanarchive.ocr import engine
-
-from helpers import find_plaintext, note_words, render_note
+from scanarchive.ingest import pipeline
+from scanarchive.ocr import document, engine
+from tests.kits.helpers import find_plaintext, note_words, render_note
 
 ARCHIVE_PASSPHRASE = "the archive passphrase of the export tests"
 EXPORT_PASSPHRASE = "a different passphrase for the recipient 7"
@@ -45,13 +45,13 @@ class Ingested:
 
 
 def _fake_ocr(lines: list[str]) -> engine.PageRecogniser:
-    def recognise(number: int, source: engine.PageSource) -> engine.PageText:
+    def recognise(number: int, source: engine.PageSource) -> document.PageText:
         words = [
-            engine.Word(w, 95.0, (10 * i, 10 * n, 10, 10), (1, 1, n))
+            document.Word(w, 95.0, (10 * i, 10 * n, 10, 10), (1, 1, n))
             for n, line in enumerate(lines)
             for i, w in enumerate(line.split())
         ]
-        return engine.PageText(number, "ok", "", "test", words)
+        return document.PageText(number, "ok", "", "test", words)
 
     return recognise
 
@@ -204,13 +204,13 @@ def test_encrypted_export_opens_only_with_its_passphrase_and_shows_no_word(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".export.sae")] == []
 
     raw = dest.read_bytes()
-    assert raw[:8] == b"SCANEXP1" and raw[8] == export.EXPORT_LOG_N
+    assert raw[:8] == b"SCANEXP1" and raw[8] == exportfile.EXPORT_LOG_N
     assert find_plaintext([dest], ingested.words) == []
     # markers of 8+ bytes: shorter ones turn up in megabytes of ciphertext by chance
     for visible in (b"%PDF-1.", b"manifest.json", b'"client_code"', b"records/", ingested.progress[0].encode()):
         assert visible not in raw
 
-    tar_bytes = export.open_export(dest, EXPORT_PASSPHRASE)
+    tar_bytes = exportfile.open_export(dest, EXPORT_PASSPHRASE)
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
         names = sorted(tar.getnames())
     assert "manifest.json" in names and "audit-excerpt.jsonl" in names
@@ -218,7 +218,7 @@ def test_encrypted_export_opens_only_with_its_passphrase_and_shows_no_word(
 
     for wrong in ("a different passphrase for the recipient 8", ingested.passphrase):
         with pytest.raises((WrongPassphrase, IntegrityError)):
-            export.open_export(dest, wrong)
+            exportfile.open_export(dest, wrong)
 
     folder = tmp_path / "opened"
     args = argparse.Namespace(file=dest, dest=folder, passphrase_file=secret)
@@ -234,27 +234,27 @@ def test_encrypted_export_opens_only_with_its_passphrase_and_shows_no_word(
 
 def test_damaged_encrypted_export_is_refused(tmp_path: Path) -> None:
     content = b"x" * 200_000
-    sealed = export.seal_export(content, EXPORT_PASSPHRASE, log_n=keys.MIN_LOG_N)
-    assert export.open_export_bytes(sealed, EXPORT_PASSPHRASE) == content
+    sealed = exportfile.seal_export(content, EXPORT_PASSPHRASE, log_n=keys.MIN_LOG_N)
+    assert exportfile.open_export_bytes(sealed, EXPORT_PASSPHRASE) == content
     for at in (len(sealed) // 2, len(sealed) - 1, 8, 9, 30):  # a chunk, the last tag, log_n, salt, id
         damaged = bytearray(sealed)
         damaged[at] ^= 0x01
         with pytest.raises((IntegrityError, WrongPassphrase)):
-            export.open_export_bytes(bytes(damaged), EXPORT_PASSPHRASE)
+            exportfile.open_export_bytes(bytes(damaged), EXPORT_PASSPHRASE)
     damaged = bytearray(sealed)
     damaged[len(sealed) // 2] ^= 0x01
     with pytest.raises(IntegrityError, match="chunk"):
-        export.open_export_bytes(bytes(damaged), EXPORT_PASSPHRASE)
+        exportfile.open_export_bytes(bytes(damaged), EXPORT_PASSPHRASE)
     with pytest.raises(IntegrityError, match="truncated"):
-        export.open_export_bytes(sealed[:-100], EXPORT_PASSPHRASE)
+        exportfile.open_export_bytes(sealed[:-100], EXPORT_PASSPHRASE)
     with pytest.raises(IntegrityError, match="not a scanarchive"):
-        export.open_export_bytes(b"%PDF-1.7 " + sealed, EXPORT_PASSPHRASE)
+        exportfile.open_export_bytes(b"%PDF-1.7 " + sealed, EXPORT_PASSPHRASE)
     with pytest.raises(IntegrityError, match="version"):
-        export.open_export_bytes(b"SCANEXP2" + sealed[8:], EXPORT_PASSPHRASE)
+        exportfile.open_export_bytes(b"SCANEXP2" + sealed[8:], EXPORT_PASSPHRASE)
     huge = bytearray(sealed)
     huge[8] = 40  # 2^40 scrypt: refused before any work
     with pytest.raises(IntegrityError, match="out of range"):
-        export.open_export_bytes(bytes(huge), EXPORT_PASSPHRASE)
+        exportfile.open_export_bytes(bytes(huge), EXPORT_PASSPHRASE)
 
 
 def _tar(members: list[tarfile.TarInfo], data: bytes = b"evil") -> bytes:
@@ -354,8 +354,7 @@ def test_export_verbs_through_main_when_registered(
     ingested: Ingested, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from scanarchive.cli.main import build_parser
-
-    from helpers import cli
+    from tests.kits.helpers import cli
 
     verbs = [a._name_parser_map for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     if not any("export" in names for names in verbs):

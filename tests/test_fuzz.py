@@ -2,7 +2,7 @@
 
 Hypothesis property tests over the parsers that read untrusted input: the sealed blob
 (crypto.seal), the scan intake (pipeline.read_source, pages.load), the OCR document
-(ocr.engine.from_json) and the note-sheet QR payload (pages.sheets.parse). The targets and
+(ocr.document.from_json) and the note-sheet QR payload (pages.sheets.parse). The targets and
 input strategies are in tests/fuzzkit.py; bench/fuzz.py runs the same targets for many more
 iterations. Deterministic (derandomize=True, no example database) and small enough to run
 in well under a minute. Every crash the fuzzing found has a plain regression test below.
@@ -19,12 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, TiffImagePlugin, TiffTags
 
-from scanarchive import pipeline
 from scanarchive.errors import InputRejected, IntegrityError
-from scanarchive.ocr import engine
+from scanarchive.ingest import pipeline
+from scanarchive.ocr import document
 from scanarchive.pages import load, sheets
-
-from fuzzkit import (
+from tests.kits.fuzzkit import (
     ARCHIVE8,
     SETTINGS,
     SHEET_KEY,
@@ -194,7 +193,7 @@ _OCR = b'{"format":"scanarchive-ocr","version":1,"pages":[{"page":%s,"status":"o
 )
 def test_ocr_document_that_cannot_be_parsed_is_an_integrity_error(data: bytes) -> None:
     with pytest.raises(IntegrityError):
-        engine.from_json(data)
+        document.from_json(data)
 
 
 def test_intake_messages_never_quote_the_file_name(tmp_path: Path) -> None:

@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
-from scanarchive import synth
 from scanarchive.archive import index as index_module
-from scanarchive.archive import query
+from scanarchive.archive import query, sync
 from scanarchive.archive.index import IndexRecord, SearchIndex
 from scanarchive.archive.layout import Archive
-
-from helpers import cli, record_ids
+from scanarchive.demo import synth
+from tests.kits.helpers import cli, record_ids
 
 
 def test_parse_words_prefixes_and_phrases() -> None:
@@ -71,7 +70,7 @@ def test_a_misspelled_query_finds_the_note_and_exact_does_not(
 
     # an index left by another version of scanarchive is rebuilt from the sealed records
     with Archive(archive_dir) as archive:
-        index = archive.open_index(archive.unlock(passphrase_file.read_text().strip()))
+        index = sync.open_index(archive, archive.unlock(passphrase_file.read_text().strip()))
         index.db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
         index.close()
     assert found("anxeity") == [record]

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from scanarchive.archive.layout import Archive
-
-from helpers import cli
+from tests.kits.helpers import cli
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 VERSIONS = sorted(p for p in GOLDEN.iterdir() if p.is_dir() and (p / "expected.json").is_file())

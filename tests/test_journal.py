@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from scanarchive.archive.catalog import now_utc
 from scanarchive.archive.layout import Archive
+from scanarchive.clock import now_utc
 from scanarchive.intake.claim import Journal, file_sha256
 from scanarchive.intake.watch import Watcher
-
-from watchkit import fast_watch_config, sha256_bytes, small_scan_bytes, source_hashes
+from tests.kits.watchkit import fast_watch_config, sha256_bytes, small_scan_bytes, source_hashes
 
 
 @pytest.fixture

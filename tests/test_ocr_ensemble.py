@@ -11,10 +11,9 @@ from PIL import Image, ImageDraw
 
 from scanarchive.archive.query import Term, Vocabulary, expand
 from scanarchive.ocr import merge, prepare, rapidocr, tesseract
-from scanarchive.ocr.engine import PageText, Word, from_json, to_json
+from scanarchive.ocr.document import PageText, Word, from_json, to_json
 from scanarchive.ocr.rapidocr import Line
-
-from helpers import cli_process, render_note
+from tests.kits.helpers import cli_process, render_note
 
 
 def identity(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:

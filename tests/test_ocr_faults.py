@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from scanarchive.archive.layout import Archive
-from scanarchive.ocr import engine, rapidocr, tesseract
-
-from helpers import cli, render_note
+from scanarchive.ocr import document, rapidocr, tesseract
+from tests.kits.helpers import cli, render_note
 
 FAKES = Path(__file__).parent / "fakes"
 HANGS = """#!/bin/sh
@@ -78,7 +77,7 @@ def two_page_tiff(tmp_path: Path) -> tuple[Path, list[list[str]]]:
     return path, [lines for _, lines in notes]
 
 
-def ocr_pages(archive_dir: Path, passphrase_file: Path) -> tuple[tuple[int, ...], list[engine.PageText]]:
+def ocr_pages(archive_dir: Path, passphrase_file: Path) -> tuple[tuple[int, ...], list[document.PageText]]:
     with Archive(archive_dir) as archive:
         (record,) = archive.catalog.records()
         pages = archive.ocr_pages(archive.unlock(passphrase_file.read_text().strip()), record)

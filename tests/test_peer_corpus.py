@@ -27,8 +27,7 @@ from pathlib import Path
 import pytest
 
 from scanarchive.cli.main import main
-
-from watchkit import catalog_rows, set_config
+from tests.kits.watchkit import catalog_rows, set_config
 
 PEER = Path(__file__).resolve().parent / "data" / "peer"
 FILES = sorted(p.name for p in PEER.iterdir() if p.is_file() and p.name != "ORIGINS.md")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli, find_plaintext, note_words, record_ids, render_note
+from tests.kits.helpers import cli, find_plaintext, note_words, record_ids, render_note
 
 
 def test_no_word_of_the_note_anywhere_on_disk_or_in_logs(

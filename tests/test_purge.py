@@ -16,8 +16,7 @@ import pytest
 from scanarchive.archive.layout import Archive
 from scanarchive.crypto import seal
 from scanarchive.errors import ConfigError, IntegrityError, RecordDestroyed
-
-from helpers import cli, find_plaintext, note_words, record_ids, render_note
+from tests.kits.helpers import cli, find_plaintext, note_words, record_ids, render_note
 
 TODAY = "2040-01-01"  # far enough that a 2026 session is due under a 7-year rule
 
@@ -120,7 +119,7 @@ def _approve_as_of(archive: Path, today: str) -> None:
     """`retention approve --all-due` as it would run on `today` (the CLI approves what is due now)."""
     from datetime import date
 
-    from scanarchive.archive.catalog import now_utc
+    from scanarchive.clock import now_utc
     from scanarchive.retention import review
 
     with Archive(archive) as a:

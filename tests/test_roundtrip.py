@@ -14,11 +14,11 @@ import pikepdf
 import pytest
 from PIL import Image
 
+from scanarchive.archive import sync
 from scanarchive.archive.layout import Archive
 from scanarchive.config import IngestSettings
 from scanarchive.pages.load import Scan
-
-from helpers import cli, note_words, record_ids, render_note, sha256
+from tests.kits.helpers import cli, note_words, record_ids, render_note, sha256
 
 
 def _pdf_page_images(pdf_bytes: bytes) -> list[Image.Image]:
@@ -56,8 +56,8 @@ def test_png_round_trip_search_and_exact_pixels(
     words = sorted(w for w in note_words(lines, min_len=5))
     with Archive(archive_dir) as archive:
         identity = archive.unlock(passphrase_file.read_text().strip())
-        index = archive.open_index(identity)
-        assert archive.sync_index(identity, index).added == 1
+        index = sync.open_index(archive, identity)
+        assert sync.sync_index(archive, identity, index).added == 1
         found = [w for w in words if any(h.record_id == record for h in index.search(w))]
         index.close()
     # With the most legible handwriting font Tesseract reads ~97% of words; leave room for other builds.
@@ -147,7 +147,7 @@ def test_source_changed_during_ingest_is_kept(
     archive_dir: Path, small_scan: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The source is removed only if it still holds exactly the archived bytes."""
-    from scanarchive import pipeline
+    from scanarchive.ingest import pipeline
     from scanarchive.pages import pdf
 
     before = sha256(small_scan)
@@ -167,7 +167,7 @@ def test_source_changed_during_ingest_is_kept(
 def test_several_files_at_once_keep_their_order_and_dedupe(
     archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from badfiles import write_bad
+    from tests.kits.badfiles import write_bad
 
     files = []
     for seed in (81, 82):

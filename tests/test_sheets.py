@@ -12,13 +12,12 @@ from typing import cast
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from scanarchive import synth
 from scanarchive.archive.layout import Archive
+from scanarchive.demo import synth
 from scanarchive.errors import InputRejected
 from scanarchive.pages import sheets
-
-from helpers import cli, record_ids
-from watchkit import set_config
+from tests.kits.helpers import cli, record_ids
+from tests.kits.watchkit import set_config
 
 
 def printed(archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> list[Image.Image]:

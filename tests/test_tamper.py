@@ -12,8 +12,7 @@ import pytest
 from scanarchive.archive.layout import Archive
 from scanarchive.crypto import seal
 from scanarchive.errors import IntegrityError
-
-from helpers import cli, record_ids, render_note
+from tests.kits.helpers import cli, record_ids, render_note
 
 
 def _flip(at: Callable[[bytes, seal.Header], int]) -> Callable[[bytes, seal.Header], bytes]:

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from scanarchive.errors import IntegrityError, WrongPassphrase
-
-from helpers import cli, record_ids, render_note
+from tests.kits.helpers import cli, record_ids, render_note
 
 
 @pytest.fixture

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from scanarchive import synth
 from scanarchive.archive.layout import Archive
+from scanarchive.demo import synth
 from scanarchive.pages import sheets, templates
-
-from helpers import cli, record_ids
+from tests.kits.helpers import cli, record_ids
 
 
 def _print(archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> Image.Image:
@@ -185,7 +184,7 @@ def test_ticked_boxes_never_appear_in_plaintext_anywhere(
     private_tmp: Path,
 ) -> None:
     """Box states are clinical content: not in the catalog, logs, certificates or temp files."""
-    from helpers import find_plaintext
+    from tests.kits.helpers import find_plaintext
 
     template = templates.latest("risk")
     page = _print(archive_dir, tmp_path, capsys, "--client", "C-7", "--date", "2026-11-22", "--template", "risk")

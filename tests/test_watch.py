@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from scanarchive.errors import ConfigError, InputRejected, WatcherRunning
-
-from badfiles import BAD_FILES, write_bad
-from helpers import cli, sha256
-from watchkit import (
+from tests.kits.badfiles import BAD_FILES, write_bad
+from tests.kits.helpers import cli, sha256
+from tests.kits.watchkit import (
     drop_files,
     sha256_bytes,
     small_scan_bytes,
@@ -67,8 +66,8 @@ def test_retry_archives_a_quarantined_scan_once_it_can(
     archive_dir: Path, drop: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A scan over the page limit is quarantined; after raising the limit, retry archives it."""
-    from badfiles import tiff_multipage
-    from watchkit import set_config
+    from tests.kits.badfiles import tiff_multipage
+    from tests.kits.watchkit import set_config
 
     set_config(archive_dir, max_pages=2)
     data = tiff_multipage()

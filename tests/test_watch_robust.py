@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import find_plaintext, note_words
-from netblock_impl import allow_loopback
-from watchkit import (
+from tests.kits.helpers import find_plaintext, note_words
+from tests.kits.watchkit import (
     drop_files,
     fast_watch_config,
     in_progress,
@@ -33,6 +32,8 @@ from watchkit import (
     start_watcher,
     wait_for,
 )
+
+from netblock_impl import allow_loopback
 
 
 def _write_slowly(path: Path, data: bytes, chunks: int, pause: float) -> None:
@@ -174,7 +175,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def test_a_full_disk_loses_nothing_and_ingest_resumes(
     small_disk: Path, tmp_path: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from helpers import cli
+    from tests.kits.helpers import cli
 
     archive = small_disk / "archive"
     assert (
@@ -184,7 +185,7 @@ def test_a_full_disk_loses_nothing_and_ingest_resumes(
     drop = tmp_path / "scans"  # another filesystem than the archive: claims copy, fsync, verify, unlink
     drop.mkdir()
     fast_watch_config(archive, drop)
-    from scanarchive import synth
+    from scanarchive.demo import synth
 
     image = synth.render_page(synth.synthetic_note(9, 2), height_in=3.0, noise=12.0, seed=9)
     out = io.BytesIO()

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scanarchive.archive.layout import CATALOG, CONFIG, IDENTITY, OBJECTS, Archive
-from scanarchive.archive.store import BlobStore, fsync_dir, write_atomic
+from scanarchive.archive.store import BlobStore
 from scanarchive.errors import ArchiveExists, IntegrityError, UsageError
+from scanarchive.fsio import fsync_dir, write_atomic
 
 COPIED_AS_IS = (CONFIG, IDENTITY, "audit.log")
 MARKER = ".scanarchive-backup"

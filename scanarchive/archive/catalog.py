@@ -9,14 +9,13 @@ Schema changes are numbered migrations tracked in PRAGMA user_version.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from scanarchive.clock import now_utc
 from scanarchive.errors import IntegrityError, RecordNotFound, TransientError
 
 MIGRATIONS: tuple[str, ...] = (
@@ -157,11 +156,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 RECORD_CLASSES = ("progress", "psychotherapy")
-CLIENT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # the practice's pseudonyms; never a name
-
-
-def now_utc() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

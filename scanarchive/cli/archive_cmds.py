@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from scanarchive.archive.layout import Archive
-from scanarchive.archive.store import write_atomic
 from scanarchive.cli.common import add_passphrase_file, archive_dir, human_bytes, open_archive
 from scanarchive.cli.passphrase import get_passphrase
 from scanarchive.crypto import keys, seal
 from scanarchive.errors import IntegrityError, UsageError
+from scanarchive.fsio import write_atomic
+from scanarchive.ingest.pipeline import verify_stored
 from scanarchive.intake import quarantine
 from scanarchive.ocr import ensemble
-from scanarchive.pipeline import verify_stored
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:

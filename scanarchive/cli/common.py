@@ -6,9 +6,10 @@ import argparse
 from datetime import date
 from pathlib import Path
 
-from scanarchive.archive.catalog import CLIENT_CODE, RECORD_CLASSES
+from scanarchive.archive.catalog import RECORD_CLASSES
 from scanarchive.archive.layout import Archive
 from scanarchive.config import default_archive_dir
+from scanarchive.names import CLIENT_CODE
 
 
 def archive_dir(args: argparse.Namespace) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 from scanarchive import export
 from scanarchive.cli.common import add_passphrase_file, client_code, open_archive
 from scanarchive.cli.passphrase import get_passphrase, read_passphrase_file
+from scanarchive.crypto import exportfile
 from scanarchive.errors import UsageError
 
 
@@ -138,7 +139,7 @@ def cmd_export_open(args: argparse.Namespace) -> int:
     dest: Path = args.dest
     if dest.exists() or dest.is_symlink():
         raise UsageError(f"{dest} already exists; choose a new folder")
-    tar_bytes = export.open_export(args.file, _export_passphrase(args.passphrase_file))
+    tar_bytes = exportfile.open_export(args.file, _export_passphrase(args.passphrase_file))
     names = export.extract_tar(tar_bytes, dest)
     pdfs = sum(1 for n in names if n.startswith(export.RECORDS + "/"))
     print(f"Unpacked {len(names)} file(s) ({pdfs} record PDF(s)) into {dest}.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scanarchive.archive.store import write_atomic
 from scanarchive.cli.common import client_code, iso_date, open_archive, record_class
 from scanarchive.errors import UsageError
+from scanarchive.fsio import write_atomic
 from scanarchive.pages import sheets, templates
 
 
@@ -67,7 +67,7 @@ def cmd_sheets(args: argparse.Namespace) -> int:
     template = templates.latest(args.template) if args.template else None
     with open_archive(args) as archive:
         key = archive.catalog.sheet_key()
-        archive8 = archive.config.archive_id.replace("-", "")[:8]
+        archive8 = archive.config.archive8
     pages = [
         sheets.render_sheet(
             sheets.SheetInfo(archive8, args.client, day, args.record_class, n, template.token if template else None),

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from scanarchive.cli.common import client_code, iso_date, open_archive, record_class
 from scanarchive.errors import ScanarchiveError, UsageError, report
-from scanarchive.pipeline import IngestResult, ingest_files
+from scanarchive.ingest.batch import ingest_files
+from scanarchive.ingest.pipeline import IngestResult
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:

@@ -6,13 +6,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from scanarchive import __version__
 from scanarchive.cli import (
     archive_cmds,
     audit_cmds,
     backup_cmds,
-    demo_cmd,
     export_cmds,
     filing_cmds,
     ingest_cmds,
@@ -20,6 +20,7 @@ from scanarchive.cli import (
     search_cmds,
     watch_cmds,
 )
+from scanarchive.demo import run as demo
 from scanarchive.errors import report
 from scanarchive.ocr import rapidocr
 
@@ -51,10 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
         retention_cmds,
         audit_cmds,
         backup_cmds,
-        demo_cmd,
     ):
         module.register(sub, common)
+    _register_demo(sub, common)
     return parser
+
+
+def _register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """The demo drives this very command line, so its verb is wired here rather than in a verb module."""
+    p = sub.add_parser("demo", parents=[common], help="run a demo on synthetic notes (makes its own archive)")
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("scanarchive-demo"),
+        help="folder for the demo archive and scans (default ./scanarchive-demo)",
+    )
+    p.set_defaults(func=lambda args: demo.run(args.dir, main))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

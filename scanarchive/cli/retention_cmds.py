@@ -209,7 +209,7 @@ def cmd_due(args: argparse.Namespace) -> int:
 def cmd_approve(args: argparse.Namespace) -> int:
     if bool(args.records) == bool(args.all_due):
         raise UsageError("name the records to approve, or give --all-due")
-    from scanarchive.archive.catalog import now_utc
+    from scanarchive.clock import now_utc
 
     with open_archive(args) as archive:
         reviews = {r.record.id: r for r in review.review_all(archive, date.today(), review.presets_in_force(archive))}

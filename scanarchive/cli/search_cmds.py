@@ -9,10 +9,11 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from scanarchive.archive.store import write_new_atomic
+from scanarchive import reading
 from scanarchive.cli.common import add_passphrase_file, client_code, iso_date, open_archive
 from scanarchive.cli.passphrase import get_passphrase
 from scanarchive.errors import UsageError
+from scanarchive.fsio import write_new_atomic
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -49,20 +50,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     query = " ".join(args.query)
     with open_archive(args) as archive:
         identity = archive.unlock(get_passphrase(args.passphrase_file))
-        report, hits = archive.searched(
+        report, hits = reading.search(
+            archive,
             identity,
-            lambda index: index.search(
-                query,
-                client=args.client,
-                since=args.since,
-                until=args.until,
-                limit=args.limit,
-                has=tuple(args.has),
-                exact=args.exact,
-            ),
+            query,
+            client=args.client,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+            has=tuple(args.has),
+            exact=args.exact,
         )
-        # that a search happened and how many results: never the query text
-        archive.audit("search", results=len(hits), **({"client": args.client} if args.client else {}))
     if report.skipped:
         print(
             f"warning: {len(report.skipped)} damaged record(s) could not be indexed; run 'scanarchive verify --read-data'",
@@ -97,8 +95,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
         record = archive.catalog.record(args.record)
         identity = archive.unlock(get_passphrase(args.passphrase_file))
-        data = archive.open_section(identity, record, "pdf")
-        archive.audit("show", record=record.id, **({"client": record.client_code} if record.client_code else {}))
+        data = reading.show(archive, identity, record)
     if args.stdout:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

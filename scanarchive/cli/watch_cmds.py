@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from scanarchive.archive.store import write_new_atomic
 from scanarchive.cli.common import add_passphrase_file, human_bytes, open_archive
 from scanarchive.cli.passphrase import get_passphrase
 from scanarchive.errors import ConfigError, UsageError
+from scanarchive.fsio import write_new_atomic
+from scanarchive.ingest.pipeline import ingest_file
 from scanarchive.intake import quarantine
 from scanarchive.intake.watch import Watcher
-from scanarchive.pipeline import ingest_file
 from scanarchive.tempdir import private_tempdir
 
 

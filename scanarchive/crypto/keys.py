@@ -138,7 +138,8 @@ def wrap(key: bytes, recipient: Recipient, context: bytes) -> bytes:
 # --- passphrase protection of the identity -------------------------------
 
 
-def _scrypt(passphrase: str, salt: bytes, log_n: int) -> bytes:
+def passphrase_key(passphrase: str, salt: bytes, log_n: int) -> bytes:
+    """32 bytes from a passphrase: scrypt(N = 2^log_n, r = 8, p = 1) over its UTF-8 bytes."""
     return Scrypt(salt=salt, length=32, n=1 << log_n, r=SCRYPT_R, p=SCRYPT_P).derive(passphrase.encode("utf-8"))
 
 
@@ -146,7 +147,7 @@ def calibrate_log_n(target_seconds: float) -> int:
     """Smallest log2(N) >= MIN_LOG_N whose derivation takes at least target_seconds here."""
     log_n = MIN_LOG_N
     start = time.perf_counter()
-    _scrypt("calibration", bytes(16), log_n)
+    passphrase_key("calibration", bytes(16), log_n)
     elapsed = max(time.perf_counter() - start, 1e-4)
     while elapsed < target_seconds and log_n < MAX_LOG_N:
         log_n += 1
@@ -177,7 +178,7 @@ def seal_identity(identity: Identity, passphrase: str, log_n: int) -> bytes:
         "nonce": nonce.hex(),
         "recipient": identity.recipient.encode(),
     }
-    key = _scrypt(passphrase, salt, log_n)
+    key = passphrase_key(passphrase, salt, log_n)
     doc["ciphertext"] = ChaCha20Poly1305(key).encrypt(nonce, identity._raw(), _identity_aad(doc)).hex()
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
@@ -204,7 +205,7 @@ def open_identity(data: bytes, passphrase: str) -> Identity:
         ciphertext = bytes.fromhex(doc["ciphertext"])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError("identity.enc is damaged (it cannot be read)") from exc
-    key = _scrypt(passphrase, salt, log_n)
+    key = passphrase_key(passphrase, salt, log_n)
     try:
         raw = ChaCha20Poly1305(key).decrypt(nonce, ciphertext, _identity_aad(doc))
     except InvalidTag as exc:

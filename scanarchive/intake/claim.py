@@ -29,9 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scanarchive.archive.catalog import Catalog, now_utc
-from scanarchive.archive.store import fsync_dir
+from scanarchive.archive.catalog import Catalog
+from scanarchive.clock import now_utc
 from scanarchive.errors import TransientError
+from scanarchive.fsio import fsync_dir
 
 log = logging.getLogger(__name__)
 RecordLookup = Callable[[str], bool]  # sha256 of a scan -> is it archived (or quarantined)?

@@ -17,11 +17,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from scanarchive.archive.catalog import now_utc
 from scanarchive.archive.layout import Archive
-from scanarchive.archive.store import BlobStore, write_atomic
+from scanarchive.archive.sealed import quarantine_context
+from scanarchive.archive.store import BlobStore
+from scanarchive.clock import now_utc
 from scanarchive.crypto import keys, seal
 from scanarchive.errors import IntegrityError, RecordNotFound
+from scanarchive.fsio import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +38,6 @@ class Entry:
     blob_size: int
     note_path: str
     created_at: str
-
-
-def context(entry_id: str) -> bytes:
-    return b"quarantine:" + uuid.UUID(entry_id).bytes
 
 
 def store(archive: Archive) -> BlobStore:
@@ -57,7 +55,7 @@ def seal_scan(archive: Archive, data: bytes, source_name: str, source_sha256: st
     opened = seal.open_section(io.BytesIO(blobs.get(digest)), key, uuid.UUID(entry_id).bytes, "original")
     if opened != data:
         raise IntegrityError("the quarantined copy does not read back correctly")
-    wrapped = keys.wrap(key, archive.config.recipient, context(entry_id))
+    wrapped = keys.wrap(key, archive.config.recipient, quarantine_context(entry_id))
     with archive.catalog.transaction() as db:
         db.execute(
             "INSERT INTO quarantine(id, source_name, source_sha256, reason, blob_sha256, blob_size, key_id, wrapped,"
@@ -119,7 +117,7 @@ def has_source(archive: Archive, source_sha256: str) -> bool:
 
 def open_scan(archive: Archive, identity: keys.Identity, entry: Entry) -> bytes:
     row = archive.catalog.db.execute("SELECT wrapped FROM quarantine WHERE id = ?", (entry.id,)).fetchone()
-    key = identity.unwrap(bytes(row[0]), context(entry.id))
+    key = identity.unwrap(bytes(row[0]), quarantine_context(entry.id))
     try:
         data = store(archive).get(entry.blob_sha256)
     except IntegrityError as exc:

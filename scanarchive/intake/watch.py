@@ -23,12 +23,12 @@ from watchdog.observers import Observer
 
 from scanarchive.archive.layout import Archive
 from scanarchive.errors import EngineMissing, InputRejected, IntegrityError, ScanarchiveError, TransientError
+from scanarchive.ingest.pipeline import ingest_file
 from scanarchive.intake import quarantine
 from scanarchive.intake.claim import Claim, Journal
 from scanarchive.intake.lock import WatchLock
 from scanarchive.intake.safety import check_folders
 from scanarchive.intake.settle import Settler, ignored, list_candidates
-from scanarchive.pipeline import ingest_file
 
 log = logging.getLogger(__name__)
 

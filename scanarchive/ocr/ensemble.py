@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scanarchive.config import IngestSettings
-from scanarchive.ocr import engine, merge, prepare, rapidocr, tesseract
+from scanarchive.ocr import document, engine, merge, prepare, rapidocr, tesseract
 from scanarchive.pages import poppler
 
 log = logging.getLogger(__name__)
@@ -66,23 +66,23 @@ def recogniser(settings: IngestSettings, tmpdir: Path) -> engine.PageRecogniser:
     rapid = rapidocr.pool(workers) if rapidocr.NAME in status.running else None
     timeout = settings.ocr_timeout_seconds
 
-    def recognise(number: int, source: engine.PageSource) -> engine.PageText:
+    def recognise(number: int, source: engine.PageSource) -> document.PageText:
         try:
             prepared = prepare.for_ocr(source(str(tmpdir)))
         except poppler.PageRenderError as exc:
             log.warning("page %d: %s; the page is archived and flagged", number, exc.message)
-            return engine.PageText(number, "failed", exc.message, tesseract_name)
+            return document.PageText(number, "failed", exc.message, tesseract_name)
         names = [tesseract_name] + ([rapidocr.version()] if rapid else [])
         if prepared.empty:
-            return engine.PageText(number, "ok", "", " + ".join(names))
+            return document.PageText(number, "ok", "", " + ".join(names))
         failures: list[tuple[str, engine.OcrFailed]] = []
         read_by: list[str] = []
-        words: list[engine.Word] = []
+        words: list[document.Word] = []
         try:
             found = tesseract.recognise(
                 prepared.png, languages=settings.ocr_languages, timeout=timeout, tmpdir=str(tmpdir)
             )
-            words = [engine.Word(w.text, w.conf, prepared.to_page(w.box), w.line, "t") for w in found]
+            words = [document.Word(w.text, w.conf, prepared.to_page(w.box), w.line, "t") for w in found]
             read_by.append(tesseract_name)
         except engine.OcrFailed as exc:
             failures.append(("Tesseract", exc))
@@ -100,7 +100,7 @@ def recogniser(settings: IngestSettings, tmpdir: Path) -> engine.PageRecogniser:
             log.warning("page %d: OCR failed (%s); the page is archived and flagged", number, reason)
         if not read_by:
             timed_out = all(exc.timed_out for _, exc in failures)
-            return engine.PageText(number, "timeout" if timed_out else "failed", reason, " + ".join(names))
-        return engine.PageText(number, "ok", reason, " + ".join(read_by), words)
+            return document.PageText(number, "timeout" if timed_out else "failed", reason, " + ".join(names))
+        return document.PageText(number, "ok", reason, " + ".join(read_by), words)
 
     return recognise

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from scanarchive.ocr.engine import Word
+from scanarchive.ocr.document import Word
 from scanarchive.ocr.rapidocr import Line
 
 #: Block numbers of appended second-engine lines start here (Tesseract's are small).

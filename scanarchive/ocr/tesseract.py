@@ -18,9 +18,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from scanarchive.archive.store import write_atomic
 from scanarchive.errors import EngineMissing, TransientError
-from scanarchive.ocr.engine import OcrFailed, Word
+from scanarchive.fsio import write_atomic
+from scanarchive.ocr.document import Word
+from scanarchive.ocr.engine import OcrFailed
 from scanarchive.runner import EngineTimeout, run_engine
 
 

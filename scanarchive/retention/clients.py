@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from scanarchive.archive.catalog import Catalog, now_utc
+from scanarchive.archive.catalog import Catalog
+from scanarchive.clock import now_utc
 from scanarchive.errors import RecordNotFound, UsageError
 from scanarchive.retention.policy import ClientFacts
 

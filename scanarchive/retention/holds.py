@@ -5,7 +5,8 @@ from __future__ import annotations
 import getpass
 from dataclasses import dataclass
 
-from scanarchive.archive.catalog import Catalog, RecordRow, now_utc
+from scanarchive.archive.catalog import Catalog, RecordRow
+from scanarchive.clock import now_utc
 from scanarchive.errors import RecordNotFound, UsageError
 
 

@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scanarchive.archive.catalog import now_utc
 from scanarchive.archive.layout import Archive
-from scanarchive.archive.store import write_atomic
+from scanarchive.clock import now_utc
+from scanarchive.fsio import write_atomic
 from scanarchive.retention.review import Review
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from scanarchive.archive.layout import Archive
+from scanarchive.ingest.pipeline import ingest_file
 from scanarchive.intake import quarantine
-from scanarchive.pipeline import ingest_file
 
 PASSPHRASE = "golden archive passphrase v1"
 FONT = "/usr/share/fonts/truetype/humor-sans/Humor-Sans.ttf"

@@ -1,6 +1,6 @@
 """The built-in demo: synthetic handwritten scans -> a demo archive -> search -> show.
 
-Every note is generated here from a fixed vocabulary (scanarchive.synth): no
+Every note is generated here from a fixed vocabulary (scanarchive.demo.synth): no
 real client data exists anywhere in the demo. The demo drives the real
 command line, printing each command before it runs it, so what you see is
 exactly what a clinician would type.
@@ -13,8 +13,9 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from scanarchive import synth
+from scanarchive import reading
 from scanarchive.archive.layout import Archive
+from scanarchive.demo import synth
 from scanarchive.errors import ArchiveExists, ScanarchiveError
 
 MARKER = ".scanarchive-demo"
@@ -71,7 +72,7 @@ def make_sheet_scan(archive_root: Path, drop: Path) -> Path:
     template = templates.latest("progress")
     with Archive(archive_root) as archive:
         key = archive.catalog.sheet_key()
-        archive8 = archive.config.archive_id.replace("-", "")[:8]
+        archive8 = archive.config.archive8
     info = sheets.SheetInfo(archive8, "DEMO-03", "2026-11-23", "progress", 1, template.token)
     page = sheets.render_sheet(info, key, template=template).convert("L")
     top = sheets.content_top(sheets.encode(info, key))
@@ -95,7 +96,8 @@ def pick_query(archive_root: Path, lines: list[str]) -> str:
     """A word of the first note that OCR actually read (handwriting OCR misses some)."""
     candidates = sorted({w.lower() for w in synth.note_words(lines, min_len=6)}, key=len, reverse=True)
     with Archive(archive_root) as archive:
-        _, found = archive.searched(
+        _, found = reading.searched(
+            archive,
             archive.unlock(PASSPHRASE),
             lambda index: next((word for word in candidates if index.search(word, limit=1)), None),
         )

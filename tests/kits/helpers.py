@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from scanarchive import synth
 from scanarchive.cli.main import main
+from scanarchive.demo import synth
 
 
 @dataclass

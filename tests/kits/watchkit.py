@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from scanarchive import synth
+from scanarchive.demo import synth
 
 
 def small_scan_bytes(seed: int) -> tuple[bytes, list[str]]:

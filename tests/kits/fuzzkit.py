@@ -22,7 +22,7 @@ Targets (what `scanarchive` itself runs on untrusted bytes):
            with odd modes, sizes and resolution tags, and PDFs with odd page boxes
            and image sizes; under many file names. Only a ScanarchiveError may
            come out, with a message that does not quote the file name.
-- ocrjson  ocr.engine.from_json: the sealed OCR document. Only IntegrityError.
+- ocrjson  ocr.document.from_json: the sealed OCR document. Only IntegrityError.
 - qr       pages.sheets.parse: the note-sheet QR payload, arbitrary and authentic
            (correct check value). It never raises; VALID only for a genuine payload.
 
@@ -56,11 +56,11 @@ import pikepdf
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, TiffImagePlugin, TiffTags
 
-from scanarchive import pipeline
 from scanarchive.config import IngestSettings
 from scanarchive.crypto import seal
 from scanarchive.errors import IntegrityError, ScanarchiveError
-from scanarchive.ocr import engine
+from scanarchive.ingest import pipeline
+from scanarchive.ocr import document
 from scanarchive.pages import load, poppler, sheets
 
 KEY = bytes(range(32))
@@ -221,8 +221,8 @@ def _noise(size: int, label: bytes) -> bytes:
 @cache
 def seal_samples() -> tuple[tuple[bytes, dict[str, bytes]], ...]:
     """(blob, its sections): a record, an empty record, a multi-chunk record, a quarantine entry."""
-    ocr = engine.to_json(
-        [engine.PageText(1, "ok", "", "tesseract 5.3.0", [engine.Word("calm", 91.5, (10, 20, 80, 30), (1, 1, 1))])],
+    ocr = document.to_json(
+        [document.PageText(1, "ok", "", "tesseract 5.3.0", [document.Word("calm", 91.5, (10, 20, 80, 30), (1, 1, 1))])],
         ["tesseract 5.3.0"],
     )
     layouts: list[dict[str, bytes]] = [
@@ -570,8 +570,8 @@ _PAGE = st.one_of(
 _DOCUMENT = st.one_of(
     st.fixed_dictionaries(
         {
-            "format": st.just(engine.OCR_FORMAT) | st.text(max_size=16),
-            "version": st.sampled_from([engine.OCR_VERSION, 1.0, True, "1", 2, 0]),
+            "format": st.just(document.OCR_FORMAT) | st.text(max_size=16),
+            "version": st.sampled_from([document.OCR_VERSION, 1.0, True, "1", 2, 0]),
             "pages": st.lists(_PAGE, max_size=3) | JSON_VALUES,
         },
         optional={"engines": JSON_VALUES},
@@ -582,12 +582,15 @@ _DOCUMENT = st.one_of(
 
 @cache
 def ocr_seeds() -> tuple[bytes, ...]:
-    words = [engine.Word("calm", 91.5, (10, 20, 80, 30), (1, 1, 1)), engine.Word("sleep", 0.0, (1, 2, 3, 4), (1, 1, 2))]
-    pages = [
-        engine.PageText(1, "ok", "", "tesseract 5.3.0", words, {"risk.si_denied": "ticked", "topic.sleep": "empty"}),
-        engine.PageText(2, "timeout", "OCR took longer than 180 s", "tesseract 5.3.0"),
+    words = [
+        document.Word("calm", 91.5, (10, 20, 80, 30), (1, 1, 1)),
+        document.Word("sleep", 0.0, (1, 2, 3, 4), (1, 1, 2)),
     ]
-    return (engine.to_json(pages, ["tesseract 5.3.0"]), engine.to_json([], []))
+    pages = [
+        document.PageText(1, "ok", "", "tesseract 5.3.0", words, {"risk.si_denied": "ticked", "topic.sleep": "empty"}),
+        document.PageText(2, "timeout", "OCR took longer than 180 s", "tesseract 5.3.0"),
+    ]
+    return (document.to_json(pages, ["tesseract 5.3.0"]), document.to_json([], []))
 
 
 def ocr_documents() -> st.SearchStrategy[bytes]:
@@ -607,11 +610,11 @@ def ocr_documents() -> st.SearchStrategy[bytes]:
 def check_ocr_json(data: bytes) -> str:
     with time_limit(TEXT_SECONDS):
         try:
-            pages = engine.from_json(data)
+            pages = document.from_json(data)
         except IntegrityError as exc:
             _check_message(exc)
             return "refused"
-    assert isinstance(pages, list) and all(isinstance(p, engine.PageText) for p in pages)
+    assert isinstance(pages, list) and all(isinstance(p, document.PageText) for p in pages)
     return "parsed"
 
 

@@ -1,0 +1,1 @@
+"""One scan file -> one or more sealed, verified records (identify, pipeline, batch)."""

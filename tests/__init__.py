@@ -1,0 +1,1 @@
+"""scanarchive's tests (a package, so bench/ can import tests.kits)."""
