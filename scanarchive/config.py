@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 
 from scanarchive.crypto.keys import Recipient
 from scanarchive.errors import ConfigError
+from scanarchive.fsio import write_atomic
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
 ENV_ARCHIVE = "SCANARCHIVE_ARCHIVE"
@@ -108,8 +110,6 @@ class IdentifySettings:
     filename_pattern: str = ""
 
     def __post_init__(self) -> None:
-        import re
-
         if not isinstance(self.filename_pattern, str):
             raise ConfigError("identify.filename_pattern must be a regular expression in quotes")
         if self.filename_pattern:
@@ -198,10 +198,6 @@ def _settings(cls: type[_T], doc: dict[str, Any], name: str) -> _T:
 
 def set_retention(path: Path, presets: list[str], allow_unconfirmed: bool) -> None:
     """Rewrite [retention] presets (and allow_unconfirmed) in config.toml, keeping every comment."""
-    import re
-
-    from scanarchive.fsio import write_atomic
-
     text = path.read_text(encoding="utf-8")
     listed = "[" + ", ".join(f'"{p}"' for p in presets) + "]"
     if "[retention]" not in text:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from typing import ClassVar, TextIO
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,5 @@ def report(exc: BaseException, *, debug: bool = False, stream: TextIO | None = N
         )
         code = 70
     if debug:
-        import traceback
-
         traceback.print_exception(exc, file=out)
     return code

@@ -61,7 +61,7 @@ def test_golden_archive_verifies_and_searches(
 
 
 def test_golden_quarantine_opens(golden: tuple[Path, dict[str, object]]) -> None:
-    from scanarchive.intake import quarantine
+    from scanarchive.archive import quarantine
 
     root, expected = golden
     held = expected.get("quarantine", [])

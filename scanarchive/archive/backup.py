@@ -73,6 +73,7 @@ def _referenced(catalog_file: Path) -> dict[str, set[str]]:
 
 
 def backup(archive: Archive, dest: Path) -> BackupReport:
+    """Make or refresh the backup in `dest` (see above); audited (`backup`)."""
     dest = dest.resolve()
     if dest == archive.root.resolve() or archive.root.resolve() in dest.parents:
         raise UsageError("the backup cannot be inside the archive")
@@ -89,7 +90,7 @@ def backup(archive: Archive, dest: Path) -> BackupReport:
         for digest in sorted(digests):
             path = target.path_for(digest)
             if path.exists():
-                if target.hash_of(digest) == digest:
+                if target.intact(digest):
                     report.kept += 1
                     continue
                 path.chmod(0o600)
@@ -116,6 +117,7 @@ def backup(archive: Archive, dest: Path) -> BackupReport:
         for cert in certificates.iterdir():
             write_atomic(dest / "certificates" / cert.name, cert.read_bytes())
     report.records = len(wanted[OBJECTS])
+    archive.audit("backup", count=report.records, checked=report.kept + report.copied + report.repaired)
     return report
 
 
@@ -138,7 +140,7 @@ def restore(src: Path, dest: Path) -> Archive:
     for folder in (OBJECTS, "quarantine"):
         store = BlobStore(tmp / folder)
         for digest in store:
-            if store.hash_of(digest) != digest:
+            if not store.intact(digest):
                 shutil.rmtree(tmp)
                 raise IntegrityError(f"the backup's {folder}/{digest[:12]}… is damaged; nothing was restored")
     (tmp / OBJECTS).mkdir(mode=0o700, exist_ok=True)

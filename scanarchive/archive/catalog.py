@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scanarchive.clock import now_utc
-from scanarchive.errors import IntegrityError, RecordNotFound, TransientError
+from scanarchive.errors import IntegrityError, RecordDestroyed, RecordNotFound, TransientError
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: records, their wrapped keys, and the wrapped index key.
@@ -306,8 +306,6 @@ class Catalog:
                 (record_id, record_id, record_id),
             ).fetchone()
             if stone is not None:
-                from scanarchive.errors import RecordDestroyed
-
                 raise RecordDestroyed(
                     f"record {stone[0]} was destroyed on {stone[1][:10]} under the retention rule "
                     f"'{stone[2]}' ({stone[3]})"

@@ -16,18 +16,18 @@ Everything is created 0700 (folders) / 0600 (files).
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import os
 import uuid
 from pathlib import Path
 
+from scanarchive import audit
+from scanarchive.archive import sealed
 from scanarchive.archive.catalog import Catalog, RecordRow
 from scanarchive.archive.sealed import record_context
 from scanarchive.archive.store import BlobStore
 from scanarchive.config import ArchiveConfig, parse_config, render_config
-from scanarchive.crypto import keys, seal
+from scanarchive.crypto import keys, strength
 from scanarchive.errors import ArchiveExists, ArchiveNotFound, IntegrityError
 from scanarchive.fsio import write_atomic
 from scanarchive.ocr.document import PageText, from_json
@@ -67,14 +67,13 @@ class Archive:
 
     def audit(self, event: str, /, **fields: object) -> None:
         """Append to the hash-chained audit log (ids, codes and counts only; see scanarchive/audit.py)."""
-        from scanarchive import audit
-
         audit.append(audit.log_path(self.root), event, **fields)
 
     # --- creation -----------------------------------------------------------
 
     @classmethod
     def create(cls, root: Path, passphrase: str, kdf_seconds: float = 0.75) -> Archive:
+        strength.check_new(passphrase)  # before anything is written
         if (root / CONFIG).exists() or (root / IDENTITY).exists() or (root / CATALOG).exists():
             raise ArchiveExists(f"{root} already holds a scanarchive archive")
         if root.exists() and any(root.iterdir()):
@@ -105,6 +104,15 @@ class Archive:
             raise IntegrityError("identity.enc does not belong to this archive (its key differs from config.toml)")
         return identity
 
+    def change_passphrase(self, identity: keys.Identity, new_passphrase: str, kdf_seconds: float = 0.75) -> None:
+        """Re-encrypt identity.enc under a new passphrase (same key); audited. The scrypt cost is
+        calibrated again on this machine, and never set below the one the identity had."""
+        strength.check_new(new_passphrase)
+        stored = keys.identity_kdf_log_n(self.identity_path.read_bytes())
+        log_n = max(stored, keys.calibrate_log_n(kdf_seconds))
+        write_atomic(self.identity_path, keys.seal_identity(identity, new_passphrase, log_n))
+        self.audit("passwd", key_id=identity.recipient.key_id)
+
     def record_key(self, identity: keys.Identity, record: RecordRow) -> bytes:
         try:
             return identity.unwrap(self.catalog.wrapped_key(record.id), record_context(record.id))
@@ -112,20 +120,8 @@ class Archive:
             raise IntegrityError(f"record {record.id}: {exc.message}", hint=exc.hint) from exc
 
     def open_section(self, identity: keys.Identity, record: RecordRow, kind: str) -> bytes:
-        """Decrypt one section of a record; damage raises IntegrityError naming the record."""
-        key = self.record_key(identity, record)
-        try:
-            data = self.store.get(record.blob_sha256)
-        except IntegrityError as exc:
-            raise IntegrityError(f"record {record.id}: {exc.message}", hint=exc.hint) from exc
-        if hashlib.sha256(data).hexdigest() != record.blob_sha256:
-            # Checked before decrypting: damage anywhere in the blob is reported, even
-            # in a section this read does not need.
-            raise IntegrityError(f"record {record.id}: its blob is damaged (its SHA-256 does not match its name)")
-        try:
-            return seal.open_section(io.BytesIO(data), key, uuid.UUID(record.id).bytes, kind)
-        except IntegrityError as exc:
-            raise IntegrityError(f"record {record.id}: {exc.message}", hint=exc.hint) from exc
+        """Decrypt one section of a record (hash-checked first); damage raises IntegrityError naming the record."""
+        return sealed.open_section(self.store, record.blob_sha256, self.record_key(identity, record), record.id, kind)
 
     def ocr_pages(self, identity: keys.Identity, record: RecordRow) -> list[PageText]:
         return from_json(self.open_section(identity, record, "ocr"))

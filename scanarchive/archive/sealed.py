@@ -1,13 +1,33 @@
-"""Sealed objects: what a wrapped key is bound to.
+"""Sealed objects: putting them into a BlobStore, checking and opening them.
+
+This is the one place where a sealed object (a record's blob in objects/, a
+quarantined scan's in quarantine/) is sealed and stored, read back, checked
+against its name, and opened. Opening ALWAYS checks the blob's SHA-256 against
+its name before decrypting (docs/format.md §18, invariant 6), so damage
+anywhere in the blob is reported, even in a section the read does not need.
 
 Every key that is wrapped to the recipient is wrapped with a context naming
 what it opens, so a wrapped key copied to another row fails to unwrap
 (docs/format.md §4). All contexts are defined here, side by side.
+
+Messages name the object by its id (never by content), exactly as
+docs/errors.md lists them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 import uuid
+from typing import Literal
+
+from scanarchive.archive.store import BlobStore
+from scanarchive.crypto import seal
+from scanarchive.errors import IntegrityError
+
+Owner = Literal["record", "quarantine"]
+"""What a sealed object belongs to: a record (objects/) or a quarantined scan (quarantine/)."""
 
 
 def record_context(record_id: str) -> bytes:
@@ -23,3 +43,127 @@ def quarantine_context(entry_id: str) -> bytes:
 def index_context(generation: int) -> bytes:
     """What the search index key of one generation is wrapped with."""
     return b"index:" + str(generation).encode()
+
+
+# --- messages (docs/errors.md) ------------------------------------------------
+
+
+def _name(owner: Owner, object_id: str) -> str:
+    return f"record {object_id}" if owner == "record" else f"quarantined scan {object_id}"
+
+
+def _missing(owner: Owner, object_id: str) -> str:
+    if owner == "record":
+        return f"record {object_id}: its blob is missing from objects/"
+    return f"quarantined scan {object_id}: its sealed copy is missing from quarantine/"
+
+
+def _mismatch(owner: Owner, object_id: str) -> str:
+    if owner == "record":
+        return f"record {object_id}: its blob is damaged (hash mismatch)"
+    return f"quarantined scan {object_id}: its sealed copy is damaged (hash mismatch)"
+
+
+def _damaged_on_open(owner: Owner, object_id: str) -> str:
+    if owner == "record":
+        return f"record {object_id}: its blob is damaged (its SHA-256 does not match its name)"
+    return f"quarantined scan {object_id}: its sealed copy is damaged (its SHA-256 does not match its name)"
+
+
+def _not_written(owner: Owner, object_id: str) -> str:
+    if owner == "record":
+        return f"record {object_id}: the stored blob does not match what was written"
+    return "the quarantined copy does not read back correctly"
+
+
+def _not_sealed(owner: Owner, object_id: str) -> str:
+    if owner == "record":
+        return f"record {object_id}: the stored blob does not decrypt to what was sealed"
+    return "the quarantined copy does not read back correctly"
+
+
+# --- writing ------------------------------------------------------------------
+
+
+def write(store: BlobStore, key: bytes, object_id: str, sections: dict[str, bytes]) -> tuple[str, int]:
+    """Seal `sections` under `key` (fresh salt) and store the blob; (its SHA-256, its size). Not yet read back."""
+    blob = seal.seal(key, uuid.UUID(object_id).bytes, sections, os.urandom(16))
+    return store.put(blob), len(blob)
+
+
+def read_back(
+    store: BlobStore,
+    digest: str,
+    key: bytes,
+    object_id: str,
+    sections: dict[str, bytes],
+    *,
+    owner: Owner = "record",
+) -> None:
+    """Re-read the blob from disk: it must hash to its name and decrypt to exactly `sections`."""
+    if store.hash_of(digest) != digest:
+        raise IntegrityError(_not_written(owner, object_id))
+    opened = seal.open_blob(store.get(digest), key, uuid.UUID(object_id).bytes)
+    if opened != sections:
+        raise IntegrityError(_not_sealed(owner, object_id))
+
+
+def put(
+    store: BlobStore,
+    key: bytes,
+    object_id: str,
+    sections: dict[str, bytes],
+    *,
+    owner: Owner = "record",
+) -> tuple[str, int]:
+    """Seal, store, read back and check; (the blob's SHA-256, its size). Damage raises IntegrityError."""
+    digest, size = write(store, key, object_id, sections)
+    read_back(store, digest, key, object_id, sections, owner=owner)
+    return digest, size
+
+
+# --- checking and opening -----------------------------------------------------
+
+
+def check(store: BlobStore, digest: str, object_id: str, *, owner: Owner = "record") -> None:
+    """Without a key: the blob exists and hashes to its name."""
+    try:
+        actual = store.hash_of(digest)
+    except FileNotFoundError as exc:
+        raise IntegrityError(_missing(owner, object_id)) from exc
+    if actual != digest:
+        raise IntegrityError(_mismatch(owner, object_id))
+
+
+def _read_checked(store: BlobStore, digest: str, object_id: str, owner: Owner) -> bytes:
+    try:
+        data = store.get(digest)
+    except IntegrityError as exc:
+        if owner == "quarantine":
+            raise IntegrityError(_missing(owner, object_id)) from exc
+        raise IntegrityError(f"{_name(owner, object_id)}: {exc.message}", hint=exc.hint) from exc
+    if hashlib.sha256(data).hexdigest() != digest:
+        # Checked before decrypting (invariant 6): damage anywhere in the blob is
+        # reported, even in a section this read does not need.
+        raise IntegrityError(_damaged_on_open(owner, object_id))
+    return data
+
+
+def open_section(
+    store: BlobStore, digest: str, key: bytes, object_id: str, kind: str, *, owner: Owner = "record"
+) -> bytes:
+    """Hash-check the whole blob, then decrypt one section; damage raises IntegrityError naming the object."""
+    data = _read_checked(store, digest, object_id, owner)
+    try:
+        return seal.open_section(io.BytesIO(data), key, uuid.UUID(object_id).bytes, kind)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{_name(owner, object_id)}: {exc.message}", hint=exc.hint) from exc
+
+
+def open_all(store: BlobStore, digest: str, key: bytes, object_id: str, *, owner: Owner = "record") -> dict[str, bytes]:
+    """Hash-check the whole blob, then decrypt and authenticate every section, in stream order."""
+    data = _read_checked(store, digest, object_id, owner)
+    try:
+        return seal.open_blob(data, key, uuid.UUID(object_id).bytes)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{_name(owner, object_id)}: {exc.message}", hint=exc.hint) from exc

@@ -28,7 +28,7 @@ class BlobStore:
         """Store sealed bytes; return their SHA-256 (the blob's name). Idempotent."""
         digest = hashlib.sha256(data).hexdigest()
         path = self.path_for(digest)
-        if path.exists() and self.hash_of(digest) == digest:
+        if self.intact(digest):
             return digest
         path.parent.mkdir(mode=0o700, exist_ok=True)
         if path.exists():  # a damaged copy under the right name: replace it
@@ -49,6 +49,13 @@ class BlobStore:
             for block in iter(lambda: fp.read(1 << 20), b""):
                 h.update(block)
         return h.hexdigest()
+
+    def intact(self, digest: str) -> bool:
+        """The blob exists and hashes to its name."""
+        try:
+            return self.hash_of(digest) == digest
+        except FileNotFoundError:
+            return False
 
     def delete(self, digest: str) -> None:
         path = self.path_for(digest)

@@ -3,38 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import uuid
+import sys
 from pathlib import Path
 from typing import Any
 
+from scanarchive.archive.check import check_archive
 from scanarchive.archive.layout import Archive
 from scanarchive.cli.common import add_passphrase_file, archive_dir, human_bytes, open_archive
 from scanarchive.cli.passphrase import get_passphrase
-from scanarchive.crypto import keys, seal
+from scanarchive.crypto import keys
 from scanarchive.errors import IntegrityError, UsageError
-from scanarchive.fsio import write_atomic
-from scanarchive.ingest.pipeline import verify_stored
-from scanarchive.intake import quarantine
 from scanarchive.ocr import ensemble
+
+RECOMMENDED_KDF_SECONDS = 0.25  # below this, init and passwd warn: for tests, not real notes
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("init", parents=[common], help="create a new encrypted archive")
     add_passphrase_file(p)
-    p.add_argument(
-        "--kdf-seconds",
-        type=float,
-        default=0.75,
-        metavar="S",
-        help="how long unlocking should take, to slow down guessing (default 0.75 s)",
-    )
+    _add_kdf_seconds(p)
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("passwd", parents=[common], help="change the passphrase (re-encrypts the identity only)")
     add_passphrase_file(p)
-    p.add_argument("--new-passphrase-file", type=Path, metavar="FILE")
+    p.add_argument("--new-passphrase-file", type=Path, metavar="FILE", help="read the new passphrase from FILE")
+    _add_kdf_seconds(p)
     p.set_defaults(func=cmd_passwd)
 
     p = sub.add_parser("status", parents=[common], help="counts, sizes and last ingest (never secrets)")
@@ -49,12 +43,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.set_defaults(func=cmd_verify)
 
 
+def _add_kdf_seconds(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--kdf-seconds",
+        type=float,
+        default=0.75,
+        metavar="S",
+        help="how long unlocking should take on this machine, to slow down guessing (default 0.75 s)",
+    )
+
+
+def _kdf_seconds(args: argparse.Namespace) -> float:
+    seconds = float(args.kdf_seconds)
+    if not 0.01 <= seconds <= 10:
+        raise UsageError("--kdf-seconds must be between 0.01 and 10")
+    if seconds < RECOMMENDED_KDF_SECONDS:
+        print(
+            f"warning: --kdf-seconds {seconds:g} makes each guess of the passphrase cheap (scrypt is never set below "
+            f"2^{keys.MIN_LOG_N}); below {RECOMMENDED_KDF_SECONDS:g} s is meant for tests, not for real notes.",
+            file=sys.stderr,
+        )
+    return seconds
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     root = archive_dir(args)
-    if not 0.01 <= args.kdf_seconds <= 10:
-        raise UsageError("--kdf-seconds must be between 0.01 and 10")
+    seconds = _kdf_seconds(args)
     passphrase = get_passphrase(args.passphrase_file, confirm=True, prompt="New passphrase for the archive: ")
-    with Archive.create(root, passphrase, args.kdf_seconds) as archive:
+    with Archive.create(root, passphrase, seconds) as archive:
         print(f"Created an encrypted archive at {archive.root}")
         print("Keep the passphrase safe: without it (and identity.enc) no note can be read again.")
         print("Back up identity.enc together with the archive.")
@@ -62,14 +78,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
+    seconds = _kdf_seconds(args)
     with open_archive(args) as archive:
         old = get_passphrase(args.passphrase_file, prompt="Current passphrase: ")
         identity = archive.unlock(old)
         new = get_passphrase(args.new_passphrase_file, confirm=True, prompt="New passphrase: ")
-        doc = json.loads(archive.identity_path.read_bytes())
-        log_n = int(doc["kdf"]["log_n"])
-        write_atomic(archive.identity_path, keys.seal_identity(identity, new, log_n))
-        archive.audit("passwd", key_id=identity.recipient.key_id)
+        archive.change_passphrase(identity, new, seconds)
         print("Passphrase changed. Old copies of identity.enc (in backups) still open with the old passphrase.")
     return 0
 
@@ -121,55 +135,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    problems: list[str] = []
-    checked = 0
     with open_archive(args) as archive:
         identity = archive.unlock(get_passphrase(args.passphrase_file)) if args.read_data else None
-        records = archive.catalog.records()
-        known = {r.blob_sha256 for r in records}
-        for record in records:
-            checked += 1
-            try:
-                verify_stored(archive, record)
-                if identity is not None:
-                    key = archive.record_key(identity, record)
-                    data = archive.store.get(record.blob_sha256)
-                    fp = io.BytesIO(data)
-                    header = seal.read_header(fp)
-                    for kind, _ in header.sections:
-                        seal.open_section(fp, key, uuid.UUID(record.id).bytes, kind)
-            except IntegrityError as exc:
-                message = exc.message if exc.message.startswith("record ") else f"record {record.id}: {exc.message}"
-                problems.append(message)
-        orphans = [f"objects/{d[:2]}/{d[2:]}" for d in archive.store if d not in known]
-        checked_q = 0
-        held = quarantine.entries(archive)
-        for entry in held:
-            checked_q += 1
-            try:
-                if quarantine.store(archive).hash_of(entry.blob_sha256) != entry.blob_sha256:
-                    raise IntegrityError("its sealed copy is damaged (hash mismatch)")
-                if identity is not None:
-                    quarantine.open_scan(archive, identity, entry)
-            except FileNotFoundError:
-                problems.append(f"quarantined scan {entry.id}: its sealed copy is missing from quarantine/")
-            except IntegrityError as exc:
-                text = (
-                    exc.message
-                    if exc.message.startswith("quarantined")
-                    else f"quarantined scan {entry.id}: {exc.message}"
-                )
-                problems.append(text)
-        known_q = {e.blob_sha256 for e in held}
-        orphans += [f"quarantine/{d[:2]}/{d[2:]}" for d in quarantine.store(archive) if d not in known_q]
-        damaged_ids = [m.split()[1].rstrip(":") for m in problems if m.startswith("record ")]
-        archive.audit("verify", checked=checked, damaged=damaged_ids, ok=not problems)
-    for message in problems:
-        print(f"DAMAGED  {message}")
-    for name in orphans:
-        print(f"UNKNOWN  {name} belongs to no record (left alone; e.g. written just before a crash)")
-    what = "decrypted and authenticated" if args.read_data else "hash-checked (use --read-data to decrypt too)"
-    print(f"{checked} record(s) and {checked_q} quarantined scan(s) {what}; {len(problems)} damaged.")
-    if problems:
-        raise IntegrityError(f"{len(problems)} record(s) are damaged")
+        report = check_archive(archive, identity)
+    for finding in report.damaged:
+        print(f"DAMAGED  {finding.message}")
+    for finding in report.unknown:
+        print(f"UNKNOWN  {finding.message}")
+    what = "decrypted and authenticated" if report.read_data else "hash-checked (use --read-data to decrypt too)"
+    print(
+        f"{report.records_checked} record(s) and {report.quarantined_checked} quarantined scan(s) {what}; "
+        f"{len(report.damaged)} damaged."
+    )
+    if report.damaged:
+        raise IntegrityError(f"{len(report.damaged)} record(s) are damaged")
     return 0

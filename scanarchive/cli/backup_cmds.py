@@ -29,7 +29,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 def cmd_backup(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
         report = backups.backup(archive, args.dest)
-        archive.audit("backup", count=report.records, checked=report.kept + report.copied + report.repaired)
     print(
         f"Backup in {args.dest}: {report.records} record(s); {report.copied} blob(s) copied, {report.kept} intact, "
         f"{report.repaired} repaired, {report.removed} of destroyed records removed."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scanarchive.archive import filing
 from scanarchive.cli.common import client_code, iso_date, open_archive, record_class
 from scanarchive.errors import UsageError
 from scanarchive.fsio import write_atomic
@@ -99,33 +100,17 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
 
 def cmd_file(args: argparse.Namespace) -> int:
-    changes: dict[str, str | None] = {}
-    if args.client:
-        changes["client_code"] = args.client
-    if args.date:
-        changes["session_date"] = args.date
-    if args.record_class:
-        changes["record_class"] = args.record_class
-    if not changes:
-        raise UsageError("nothing to change", hint="Give --client, --date and/or --class.")
+    filing.changes(client=args.client, session_date=args.date, record_class=args.record_class)  # before opening
     with open_archive(args) as archive:
-        record = archive.catalog.record(args.record)
-        before = len(archive.catalog.history(record.id))
-        with archive.catalog.transaction():
-            archive.catalog.file_record(record.id, changes)
-        updated = archive.catalog.record(record.id)
-        made = archive.catalog.history(record.id)[before:]
-        archive.audit(
-            "file",
-            record=record.id,
-            fields=[m[0] for m in made],
-            **({"client": updated.client_code} if updated.client_code else {}),
+        filed = filing.file_record(
+            archive, args.record, client=args.client, session_date=args.date, record_class=args.record_class
         )
+    updated = filed.record
     who = updated.client_code or "no client"
     print(f"Record {updated.id}: {who}, {updated.session_date or 'no date'}, {updated.record_class}.")
-    for field, old, new, at in made:
+    for field, old, new, at in filed.changes:
         print(f"  {field}: {old or '(none)'} -> {new} ({at})")
-    if not made:
+    if not filed.changes:
         print("  Nothing changed: it already had those values.")
     if not updated.filed:
         print("  Still unfiled: it needs both a client and a date.")

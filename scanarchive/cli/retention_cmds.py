@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import re
 from datetime import date
 
 from scanarchive.cli.common import client_code, iso_date, open_archive
-from scanarchive.config import set_retention
-from scanarchive.errors import ConfigError, UsageError
-from scanarchive.retention import clients, holds, purge, review
+from scanarchive.errors import UsageError
+from scanarchive.retention import approvals, clients, holds, purge, review
 from scanarchive.retention.policy import decide
-from scanarchive.retention.presets import load_presets, select_presets
+from scanarchive.retention.presets import load_presets
 
 FACT_FLAGS = {
     "born": "date_of_birth",
@@ -84,16 +81,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.set_defaults(func=cmd_purge)
 
 
-HOLD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-
-
-def _token(name: str) -> str:
-    """A hold name, checked before anything is written: it goes into the audit log as a token."""
-    if not HOLD_NAME.fullmatch(name):
-        raise UsageError("a hold name is 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
-    return name
-
-
 def _date_or_clear(text: str) -> str:
     return "" if text == "" else iso_date(text)
 
@@ -106,8 +93,7 @@ def _today(args: argparse.Namespace) -> date:
 def cmd_client_save(args: argparse.Namespace) -> int:
     facts = {fact: getattr(args, fact) for fact in FACT_FLAGS.values() if getattr(args, fact) is not None}
     with open_archive(args) as archive:
-        clients.save(archive.catalog, args.code, facts, create=args.create)
-        archive.audit("client", client=args.code, fields=sorted(facts))
+        clients.save(archive, args.code, facts, create=args.create)
     print(f"Client {args.code} {'added' if args.create else 'updated'}; retention dates follow the new facts.")
     return 0
 
@@ -153,16 +139,9 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_use(args: argparse.Namespace) -> int:
-    chosen = select_presets(load_presets(), args.presets)
-    unconfirmed = [p.id for p in chosen if not p.confirmed]
-    if unconfirmed and not args.allow_unconfirmed:
-        raise ConfigError(
-            f"{', '.join(unconfirmed)} {'is' if len(unconfirmed) == 1 else 'are'} unconfirmed",
-            hint="Check the rule against the official text; then add --allow-unconfirmed.",
-        )
+    review.choose_presets(args.presets, allow_unconfirmed=args.allow_unconfirmed)  # checked before the archive opens
     with open_archive(args) as archive:
-        set_retention(archive.root / "config.toml", [p.id for p in chosen], bool(unconfirmed))
-        archive.audit("retention", presets=[p.id for p in chosen])
+        chosen = review.use_presets(archive, args.presets, allow_unconfirmed=args.allow_unconfirmed)
     for preset in chosen:
         warning = "  (UNCONFIRMED: check it)" if not preset.confirmed else ""
         print(f"In force: {preset.name} — {preset.citation}{warning}")
@@ -209,26 +188,8 @@ def cmd_due(args: argparse.Namespace) -> int:
 def cmd_approve(args: argparse.Namespace) -> int:
     if bool(args.records) == bool(args.all_due):
         raise UsageError("name the records to approve, or give --all-due")
-    from scanarchive.clock import now_utc
-
     with open_archive(args) as archive:
-        reviews = {r.record.id: r for r in review.review_all(archive, date.today(), review.presets_in_force(archive))}
-        wanted = (
-            [r for r in reviews.values() if r.due]
-            if args.all_due
-            else [reviews[archive.catalog.record(rid).id] for rid in args.records]
-        )
-        for r in wanted:
-            if not r.due:
-                raise UsageError(f"record {r.record.id} is not due: {r.decision.explain().splitlines()[0]}")
-        with archive.catalog.transaction() as db:
-            for r in wanted:
-                db.execute(
-                    "INSERT OR REPLACE INTO approvals(record_id, approved_by, approved_at, destroy_after)"
-                    " VALUES (?,?,?,?)",
-                    (r.record.id, args.by, now_utc(), str(r.decision.destroy_after)),
-                )
-        archive.audit("approve", records=[r.record.id for r in wanted], count=len(wanted))
+        wanted = approvals.approve(archive, None if args.all_due else args.records, by=args.by, today=date.today())
     held = sum(1 for r in wanted if r.holds)
     print(f"Approved {len(wanted)} record(s) for destruction by {args.by}.")
     if held:
@@ -238,13 +199,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_hold_place(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
-        _token(args.name)
-        placed = holds.place(archive.catalog, args.name, args.reason, client=args.client, record=args.record)
-        archive.audit(
-            "hold_place",
-            hold=_token(placed.name),
-            **({"client": placed.client_code} if placed.client_code else {"record": placed.record_id}),
-        )
+        placed = holds.place(archive, args.name, args.reason, client=args.client, record=args.record)
     what = f"client {placed.client_code}" if placed.client_code else f"record {placed.record_id}"
     print(f"Hold '{placed.name}' placed on {what}. Nothing it covers can be destroyed until it is released.")
     return 0
@@ -252,8 +207,7 @@ def cmd_hold_place(args: argparse.Namespace) -> int:
 
 def cmd_hold_release(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
-        holds.release(archive.catalog, args.name)
-        archive.audit("hold_release", hold=_token(args.name))
+        holds.release(archive, args.name)
     print(f"Hold '{args.name}' released. Records it covered follow their retention rules again.")
     return 0
 
@@ -271,49 +225,22 @@ def cmd_hold_list(args: argparse.Namespace) -> int:
 
 def cmd_purge(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
-        if not archive.config.retention.presets:
-            raise ConfigError(
-                "no retention rules are in force, so nothing can be judged due; purge refuses to run",
-                hint="Choose the rules that bind the practice: scanarchive retention use PRESET…",
-            )
-        approval = archive.config.retention.approval
-        destroyed = []
-        with contextlib.nullcontext() if args.dry_run else purge.one_at_a_time(archive):
-            reviews = review.review_all(archive, _today(args), review.presets_in_force(archive))
-            plan = [(r, *r.verdict(approval)) for r in reviews]
-            if not args.dry_run:
-                purge.repair_certificates(archive)
-                for r, go, _ in plan:
-                    if go:
-                        # logged before the record goes: a crash afterwards still leaves the entry
-                        archive.audit(
-                            "purge",
-                            record=r.record.id,
-                            preset=r.decision.controlling.id if r.decision.controlling else "-",
-                            **({"client": r.record.client_code} if r.record.client_code else {}),
-                        )
-                        destroyed.append(purge.destroy(archive, r, approval))
-                purge.finish(archive)
-        archive.audit(
-            "purge",
-            records=[d.record_id for d in destroyed],
-            count=len(destroyed),
-            dry_run=bool(args.dry_run),
-            automatic=approval == "automatic",
-        )
+        done = purge.run(archive, _today(args), dry_run=bool(args.dry_run))
+    verdicts = done.plan.verdicts
+    destroyed = done.destroyed
     if args.json:
-        doc = [{"record_id": r.record.id, "destroy": go, "reason": why} for r, go, why in plan]
+        doc = [{"record_id": v.review.record.id, "destroy": v.go, "reason": v.why} for v in verdicts]
         print(
             json.dumps(
                 {"dry_run": args.dry_run, "records": doc, "destroyed": [d.record_id for d in destroyed]}, indent=2
             )
         )
         return 0
-    for r, go, why in plan:
-        action = ("would destroy" if args.dry_run else "destroyed") if go else "kept"
-        print(f"{r.record.id}  {action:<13} {why}")
+    for v in verdicts:
+        action = ("would destroy" if args.dry_run else "destroyed") if v.go else "kept"
+        print(f"{v.review.record.id}  {action:<13} {v.why}")
     if args.dry_run:
-        print(f"Dry run: {sum(1 for _, go, _ in plan if go)} record(s) would be destroyed; nothing was changed.")
+        print(f"Dry run: {sum(1 for v in verdicts if v.go)} record(s) would be destroyed; nothing was changed.")
     else:
         print(f"{len(destroyed)} record(s) destroyed; certificates are in {archive.root / 'certificates'}.")
     return 0

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from scanarchive.errors import IdentityUnavailable, IntegrityError, WrongPassphrase
+from scanarchive.errors import ConfigError, IdentityUnavailable, IntegrityError, UsageError, WrongPassphrase
 
 RECIPIENT_PREFIX = "scanarchive-recipient-1:"
 IDENTITY_FORMAT = "scanarchive-identity"
@@ -62,8 +62,6 @@ class Recipient:
 
     @classmethod
     def decode(cls, text: str) -> Recipient:
-        from scanarchive.errors import ConfigError
-
         if not text.startswith(RECIPIENT_PREFIX):
             raise ConfigError("the archive's recipient (public key) is not in a form this version knows")
         body = text[len(RECIPIENT_PREFIX) :]
@@ -165,8 +163,6 @@ def _identity_aad(doc: dict[str, object]) -> bytes:
 def seal_identity(identity: Identity, passphrase: str, log_n: int) -> bytes:
     """The identity file's bytes (JSON), its private key encrypted under the passphrase."""
     if not passphrase:
-        from scanarchive.errors import UsageError
-
         raise UsageError("an empty passphrase is not allowed", hint="Choose a passphrase of several words.")
     salt = os.urandom(16)
     nonce = os.urandom(12)
@@ -215,6 +211,15 @@ def open_identity(data: bytes, passphrase: str) -> Identity:
     if identity.recipient.encode() != doc["recipient"]:
         raise IntegrityError("identity.enc is damaged: its key does not match its recipient")
     return identity
+
+
+def identity_kdf_log_n(data: bytes) -> int:
+    """The scrypt cost (log2 N) an identity file was sealed with, so a new passphrase keeps it."""
+    try:
+        doc = json.loads(data)
+        return int(doc["kdf"]["log_n"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError("identity.enc is damaged (it cannot be read)") from exc
 
 
 def load_identity(path: Path, passphrase: str) -> Identity:

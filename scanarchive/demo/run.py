@@ -8,15 +8,20 @@ exactly what a clinician would type.
 
 from __future__ import annotations
 
+import io
+import random
 import shlex
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from PIL import ImageDraw, ImageFont
+
 from scanarchive import reading
 from scanarchive.archive.layout import Archive
 from scanarchive.demo import synth
 from scanarchive.errors import ArchiveExists, ScanarchiveError
+from scanarchive.pages import sheets, templates
 
 MARKER = ".scanarchive-demo"
 PASSPHRASE = "demo passphrase - never use for real notes"
@@ -62,13 +67,6 @@ def make_scans(drop: Path) -> list[tuple[Path, str, str, list[str]]]:
 
 def make_sheet_scan(archive_root: Path, drop: Path) -> Path:
     """A printed tick-box sheet for DEMO-03, written on and ticked, 'scanned' slightly askew."""
-    import io
-    import random
-
-    from PIL import ImageDraw, ImageFont
-
-    from scanarchive.pages import sheets, templates
-
     template = templates.latest("progress")
     with Archive(archive_root) as archive:
         key = archive.catalog.sheet_key()

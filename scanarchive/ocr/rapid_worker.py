@@ -35,7 +35,8 @@ def main() -> int:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing a library prints may corrupt the answer stream
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from rapidocr_onnxruntime import RapidOCR  # heavy: onnxruntime, OpenCV, the models
+    # Imported here, not at the top: the environment above must be set before onnxruntime loads.
+    from rapidocr_onnxruntime import RapidOCR  # noqa: PLC0415 - heavy: onnxruntime, OpenCV, the models
 
     engine = RapidOCR(
         intra_op_num_threads=1,  # one page per worker; parallelism comes from several workers

@@ -29,6 +29,8 @@ import segno
 import zxingcpp
 from PIL import Image, ImageDraw, ImageFont
 
+from scanarchive.pages import templates
+
 PREFIX = "SA1:"
 PAPER_INCHES = {"letter": (8.5, 11.0), "a4": (8.27, 11.69)}
 CLASS_CODES = {"progress": "P", "psychotherapy": "T"}
@@ -175,8 +177,6 @@ def content_top(text: str) -> int:
 def render_sheet(info: SheetInfo, key: bytes, paper: str = "letter", template: object = None) -> Image.Image:
     """One printable sheet at 300 dpi (1-bit, so the PDF stays small and the code crisp).
     `template` (pages.templates.Template) adds its tick boxes and sections."""
-    from scanarchive.pages import templates
-
     width_in, height_in = PAPER_INCHES[paper]
     width, height = round(width_in * DPI), round(height_in * DPI)
     page = Image.new("1", (width, height), 1)

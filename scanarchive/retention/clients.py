@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from scanarchive.archive.catalog import Catalog
+from scanarchive.archive.layout import Archive
 from scanarchive.clock import now_utc
 from scanarchive.errors import RecordNotFound, UsageError
 from scanarchive.retention.policy import ClientFacts
@@ -62,12 +63,14 @@ def codes(catalog: Catalog) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def save(catalog: Catalog, code: str, facts: dict[str, str | None], *, create: bool) -> None:
-    """Add a client or change its facts (a value of '' clears a fact), in one transaction."""
+def save(archive: Archive, code: str, facts: dict[str, str | None], *, create: bool) -> None:
+    """Add a client or change its facts (a value of '' clears a fact), in one transaction.
+
+    Audited as `client` (the code and the names of the facts given, never their values)."""
     unknown = set(facts) - set(FACTS)
     if unknown:
         raise UsageError(f"unknown client fact(s): {', '.join(sorted(unknown))}")
-    with catalog.transaction() as db:
+    with archive.catalog.transaction() as db:
         exists = db.execute("SELECT 1 FROM clients WHERE code = ?", (code,)).fetchone() is not None
         if create and exists:
             raise UsageError(f"client {code} already exists", hint="Change its facts with 'scanarchive client set'.")
@@ -78,3 +81,4 @@ def save(catalog: Catalog, code: str, facts: dict[str, str | None], *, create: b
                 f"UPDATE clients SET {name} = ?, updated_at = ? WHERE code = ?",  # noqa: S608 - allow-listed
                 (value or None, now_utc(), code),
             )
+    archive.audit("client", client=code, fields=sorted(facts))

@@ -1,4 +1,8 @@
-"""Legal holds: named, with a reason; a held record cannot be destroyed by any path."""
+"""Legal holds: named, with a reason; a held record cannot be destroyed by any path.
+
+Placing and releasing a hold change state, so `place` and `release` write their
+audit entries (`hold_place`, `hold_release`) themselves.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import getpass
 from dataclasses import dataclass
 
 from scanarchive.archive.catalog import Catalog, RecordRow
+from scanarchive.archive.layout import Archive
 from scanarchive.clock import now_utc
 from scanarchive.errors import RecordNotFound, UsageError
+from scanarchive.names import TOKEN
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,17 @@ def active(catalog: Catalog) -> list[Hold]:
     return [Hold(*r) for r in rows]
 
 
-def place(catalog: Catalog, name: str, reason: str, *, client: str | None, record: str | None) -> Hold:
+def check_name(name: str) -> str:
+    """A hold name, checked before anything is written: it goes into the audit log as a token."""
+    if not TOKEN.fullmatch(name):
+        raise UsageError("a hold name is 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit")
+    return name
+
+
+def place(archive: Archive, name: str, reason: str, *, client: str | None, record: str | None) -> Hold:
+    """Place a named hold on one client or one record; audited as `hold_place` (the name, the client or record)."""
+    check_name(name)
+    catalog = archive.catalog
     if (client is None) == (record is None):
         raise UsageError("a hold covers either one client (--client) or one record (--record)")
     if not reason.strip():
@@ -42,16 +58,24 @@ def place(catalog: Catalog, name: str, reason: str, *, client: str | None, recor
             "INSERT INTO holds(name, client_code, record_id, reason, placed_by, placed_at) VALUES (?,?,?,?,?,?)",
             (name, client, record, reason, getpass.getuser(), now_utc()),
         )
-    return next(h for h in active(catalog) if h.name == name)
+    placed = next(h for h in active(catalog) if h.name == name)
+    archive.audit(
+        "hold_place",
+        hold=check_name(placed.name),
+        **({"client": placed.client_code} if placed.client_code else {"record": placed.record_id}),
+    )
+    return placed
 
 
-def release(catalog: Catalog, name: str) -> None:
-    with catalog.transaction() as db:
+def release(archive: Archive, name: str) -> None:
+    """Release the hold in place under this name; audited as `hold_release`."""
+    with archive.catalog.transaction() as db:
         done = db.execute("UPDATE holds SET released_at = ? WHERE name = ? AND released_at IS NULL", (now_utc(), name))
         if done.rowcount == 0:
             raise RecordNotFound(
                 f"there is no hold named {name!r} in place", hint="List them with 'scanarchive hold list'."
             )
+    archive.audit("hold_release", hold=check_name(name))
 
 
 def holding(holds: list[Hold], record: RecordRow) -> list[Hold]:

@@ -1,6 +1,18 @@
 """Destroying records: crypto-shredding, a tombstone, and a certificate without clinical content.
 
-Runs unattended, without the passphrase. Destroying a record, in this order:
+Runs unattended, without the passphrase. A purge is planned, then executed
+(restic's prune has the same shape):
+
+    with purge.one_at_a_time(archive):      # or simply: purge.run(archive, today)
+        p = purge.plan(archive, today)      # every record: (destroy now?, why)
+        destroyed = purge.execute(archive, p)
+
+The plan of a destroying purge is made under the lock, never before it: a plan
+made earlier could name records another purge has destroyed meanwhile, so
+`execute` refuses it. A dry run needs no lock: `execute(archive, p, dry_run=True)`
+destroys nothing and writes only the summary audit entry.
+
+Destroying a record, in this order:
 
   1. one catalog transaction: a tombstone row (what was destroyed, under which
      rule, approved by whom) replaces the record's row, its wrapped key, its
@@ -15,6 +27,10 @@ Runs unattended, without the passphrase. Destroying a record, in this order:
 A crash between 1 and 3 is repaired by the next purge, which writes any
 missing certificate from its tombstone. Purges that destroy run one at a time
 (purge.lock), so two never plan the same records.
+
+Audit: a `purge` entry for each record BEFORE it is destroyed (a crash
+afterwards still leaves the entry), then one summary `purge` entry (records,
+count, dry_run, automatic), for a dry run too.
 """
 
 from __future__ import annotations
@@ -24,13 +40,17 @@ import fcntl
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from scanarchive.archive.layout import Archive
 from scanarchive.clock import now_utc
+from scanarchive.errors import ConfigError
 from scanarchive.fsio import write_atomic
+from scanarchive.retention import review
 from scanarchive.retention.review import Review
 
 log = logging.getLogger(__name__)
@@ -45,6 +65,54 @@ class Destroyed:
     certificate: Path
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """One record in a plan: destroy it now (go), and why, in plain words."""
+
+    review: Review
+    go: bool
+    why: str
+
+
+@dataclass(frozen=True)
+class PurgePlan:
+    today: date
+    approval: str  # "required" or "automatic", as the plan was made under
+    verdicts: tuple[Verdict, ...]  # every record, in catalog order
+    lock: object | None  # the purge.lock hold it was made under (None: made without the lock)
+
+    @property
+    def automatic(self) -> bool:
+        return self.approval == "automatic"
+
+    @property
+    def to_destroy(self) -> list[Review]:
+        return [v.review for v in self.verdicts if v.go]
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What `run` did: the plan (every record, with its reason) and the records destroyed."""
+
+    plan: PurgePlan
+    destroyed: list[Destroyed]
+    dry_run: bool
+
+
+class _Held(threading.local):
+    """purge.lock holds of this thread: archive root -> a token unique to that hold."""
+
+    def __init__(self) -> None:
+        self.by_root: dict[str, object] = {}
+
+
+_held = _Held()
+
+
+def _key(archive: Archive) -> str:
+    return str(Path(archive.root).resolve())
+
+
 @contextlib.contextmanager
 def one_at_a_time(archive: Archive) -> Iterator[None]:
     """One destroying purge per archive: an flock on ARCHIVE/purge.lock, held from planning to the
@@ -56,9 +124,76 @@ def one_at_a_time(archive: Archive) -> Iterator[None]:
         except BlockingIOError:
             log.warning("another purge is running for this archive; waiting for it to finish")
             fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        _held.by_root[_key(archive)] = token = object()
+        try:
+            yield
+        finally:
+            if _held.by_root.get(_key(archive)) is token:
+                del _held.by_root[_key(archive)]
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def require_presets(archive: Archive) -> None:
+    """Purge refuses to run when no retention rules are in force (nothing can be judged due)."""
+    if not archive.config.retention.presets:
+        raise ConfigError(
+            "no retention rules are in force, so nothing can be judged due; purge refuses to run",
+            hint="Choose the rules that bind the practice: scanarchive retention use PRESET…",
+        )
+
+
+def plan(archive: Archive, today: date, *, approval: str | None = None) -> PurgePlan:
+    """Review every record as of `today`: destroy it now or keep it, and why. Changes nothing.
+
+    approval: "required" or "automatic"; by default the archive's retention.approval. For a
+    destroying purge, call it under `one_at_a_time(archive)` (see `run`)."""
+    require_presets(archive)
+    approval = archive.config.retention.approval if approval is None else approval
+    reviews = review.review_all(archive, today, review.presets_in_force(archive))
+    verdicts = tuple(Verdict(r, *r.verdict(approval)) for r in reviews)
+    return PurgePlan(today, approval, verdicts, _held.by_root.get(_key(archive)))
+
+
+def execute(archive: Archive, plan: PurgePlan, *, dry_run: bool = False) -> list[Destroyed]:
+    """Carry out a plan: repair certificates, destroy each record it says to (audited `purge`, each
+    entry before its record goes), then write the summary `purge` entry. With dry_run, destroy
+    nothing and write only the summary.
+
+    A destroying plan must have been made under the purge.lock this thread holds now, so the lock
+    covers planning and every destruction; any other plan is refused (a programming error)."""
+    destroyed: list[Destroyed] = []
+    if not dry_run:
+        if plan.lock is None or _held.by_root.get(_key(archive)) is not plan.lock:
+            raise RuntimeError("a purge plan is executed only under the purge.lock it was made under (purge.run)")
+        repair_certificates(archive)
+        for r in plan.to_destroy:
+            # logged before the record goes: a crash afterwards still leaves the entry
+            archive.audit(
+                "purge",
+                record=r.record.id,
+                preset=r.decision.controlling.id if r.decision.controlling else "-",
+                **({"client": r.record.client_code} if r.record.client_code else {}),
+            )
+            destroyed.append(destroy(archive, r, plan.approval))
+        finish(archive)
+    archive.audit(
+        "purge",
+        records=[d.record_id for d in destroyed],
+        count=len(destroyed),
+        dry_run=dry_run,
+        automatic=plan.automatic,
+    )
+    return destroyed
+
+
+def run(archive: Archive, today: date, *, dry_run: bool = False) -> Purged:
+    """Plan and execute a purge: a destroying one plans and destroys under one purge.lock hold."""
+    require_presets(archive)  # before waiting on another purge's lock, as the refusal needs none
+    with contextlib.nullcontext() if dry_run else one_at_a_time(archive):
+        planned = plan(archive, today)
+        destroyed = execute(archive, planned, dry_run=dry_run)
+    return Purged(planned, destroyed, dry_run)
 
 
 def destroy(archive: Archive, review: Review, approval: str) -> Destroyed:

@@ -5,6 +5,10 @@ A record is destroyed only when ALL hold:
   - the latest date over every preset in force has passed (policy.decide);
   - no legal hold covers it (its client or itself);
   - it is approved for that same date, unless the practice chose automatic disposal.
+
+Also here: which presets are in force (`presets_in_force`), and putting a list
+of them in force (`use_presets`, which rewrites config.toml and is audited as
+`retention`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 
 from scanarchive.archive.catalog import RecordRow
 from scanarchive.archive.layout import Archive
+from scanarchive.config import set_retention
 from scanarchive.errors import ConfigError
 from scanarchive.retention import clients, holds
 from scanarchive.retention.policy import ClientFacts, Decision, decide, is_due
@@ -55,6 +60,31 @@ def presets_in_force(archive: Archive, folder: Path | None = None) -> list[Prese
             f"the preset(s) {', '.join(unconfirmed)} are unconfirmed and allow_unconfirmed is false",
             hint="Check them against the official text, then 'scanarchive retention use … --allow-unconfirmed'.",
         )
+    return chosen
+
+
+def choose_presets(ids: list[str], *, allow_unconfirmed: bool) -> list[Preset]:
+    """The shipped presets named by `ids`, in that order; unconfirmed ones only with allow_unconfirmed.
+
+    Writes nothing: `use_presets` calls it, and so can a caller that checks the choice before
+    opening an archive."""
+    chosen = select_presets(load_presets(), ids)
+    unconfirmed = [p.id for p in chosen if not p.confirmed]
+    if unconfirmed and not allow_unconfirmed:
+        raise ConfigError(
+            f"{', '.join(unconfirmed)} {'is' if len(unconfirmed) == 1 else 'are'} unconfirmed",
+            hint="Check the rule against the official text; then add --allow-unconfirmed.",
+        )
+    return chosen
+
+
+def use_presets(archive: Archive, ids: list[str], *, allow_unconfirmed: bool) -> list[Preset]:
+    """Put these presets in force (replacing the list in config.toml); audited as `retention`.
+
+    allow_unconfirmed is written as true exactly when an unconfirmed preset is among them."""
+    chosen = choose_presets(ids, allow_unconfirmed=allow_unconfirmed)
+    set_retention(archive.root / "config.toml", [p.id for p in chosen], any(not p.confirmed for p in chosen))
+    archive.audit("retention", presets=[p.id for p in chosen])
     return chosen
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from scanarchive.archive import quarantine
 from scanarchive.archive.layout import Archive
 from scanarchive.ingest.pipeline import ingest_file
-from scanarchive.intake import quarantine
 
 PASSPHRASE = "golden archive passphrase v1"
 FONT = "/usr/share/fonts/truetype/humor-sans/Humor-Sans.ttf"
