@@ -58,8 +58,14 @@ the head are what make a rewrite visible.
 Appending: the file is opened O_RDWR|O_APPEND|O_CREAT (mode 0600); an
 exclusive flock(2) on it is held while the last line is read and the new line
 written and fsync'ed, so the watcher and interactive commands can append at
-once. A last line without "\\n" (a torn write) or that is not an entry stops
-every append with IntegrityError: the log is never silently "repaired".
+once. A last line without "\\n" is a torn write (a crash, a full disk, or bytes
+appended by hand): the next append — or `scanarchive audit repair` — moves the
+torn bytes to `audit.log.torn-<UTC time>` beside the log (0600, kept as
+evidence), truncates the log to its last whole line, and appends an
+`audit_repair` entry with their count and SHA-256 before its own entry. So a
+torn tail never blocks an ingest, and the repair is itself on the record. A
+whole last line that is not an entry (an edit, not a crash) still stops every
+append with IntegrityError: that is never "repaired".
 
 The audit log and destruction certificates are never purged with the records.
 """
@@ -80,7 +86,7 @@ from typing import Any, Final
 
 from scanarchive.clock import now_utc
 from scanarchive.errors import IntegrityError
-from scanarchive.fsio import fsync_dir
+from scanarchive.fsio import fsync_dir, write_new_file
 from scanarchive.names import CLIENT_CODE, TOKEN
 
 AUDIT_LOG: Final = "audit.log"
@@ -105,6 +111,7 @@ EVENTS: Final = frozenset(
         "quarantine",
         "failed",
         "backup",
+        "audit_repair",
     }
 )
 
@@ -121,6 +128,7 @@ FIELDS: Final[Mapping[str, str]] = {
     "clients": "clients",
     "source_sha256": "sha256",  # the scanned file, by hash (never by name)
     "blob_sha256": "sha256",
+    "torn_sha256": "sha256",  # the bytes of a torn last line that a repair set aside (audit_repair)
     "date": "date",  # a session date (file)
     "since": "date",  # filters of a search or listing, never its words
     "until": "date",
@@ -135,6 +143,7 @@ FIELDS: Final[Mapping[str, str]] = {
     "command": "token",  # the verb that failed
     # how many / how
     "count": "count",
+    "bytes": "count",  # how many bytes a repair set aside
     "results": "count",  # search hits
     "pages": "count",
     "excluded": "count",  # records left out (export)
@@ -274,7 +283,8 @@ def append(path: Path, event: str, /, **fields: object) -> dict[str, Any]:
     """Append one entry to the audit log at `path` (created 0600 if missing); return it.
 
     Fields are checked against the allow-list first (ValueError, nothing
-    written). IntegrityError if the log's last line is torn or not an entry.
+    written). A torn last line is set aside and recorded first (`repair`); IntegrityError
+    if the last whole line is not an entry.
     Safe against concurrent appenders (flock) and crashes (fsync; one write).
     """
     clean = check_fields(event, fields)
@@ -282,26 +292,71 @@ def append(path: Path, event: str, /, **fields: object) -> dict[str, Any]:
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        seq, prev = _last_entry(fd, path)
-        entry: dict[str, Any] = {
-            "seq": seq + 1,
-            "at": now_utc(),
-            "event": event,
-            "actor": actor(),
-            "prev": prev,
-            **clean,
-        }
-        entry["hash"] = entry_hash(entry)
-        line = canonical(entry) + b"\n"
-        view = memoryview(line)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        _repair_locked(fd, path)
+        entry = _append_locked(fd, path, event, clean)
     finally:
         os.close(fd)  # also releases the lock
     if created:
         fsync_dir(path.parent)
     return entry
+
+
+def _append_locked(fd: int, path: Path, event: str, clean: Mapping[str, FieldValue]) -> dict[str, Any]:
+    seq, prev = _last_entry(fd, path)
+    entry: dict[str, Any] = {"seq": seq + 1, "at": now_utc(), "event": event, "actor": actor(), "prev": prev, **clean}
+    entry["hash"] = entry_hash(entry)
+    view = memoryview(canonical(entry) + b"\n")
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+    return entry
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A torn last line set aside by `repair`."""
+
+    bytes: int
+    sha256: str
+    kept_at: Path  # where the torn bytes are kept, as evidence
+
+
+def repair(path: Path) -> Repair | None:
+    """Set a torn last line aside and record that in the log (see the module's docstring).
+    None when the log does not end in a torn line (nothing is changed)."""
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return _repair_locked(fd, path)
+    finally:
+        os.close(fd)
+
+
+def _repair_locked(fd: int, path: Path) -> Repair | None:
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return None
+    keep = size
+    while keep > 0:  # back to the end of the last whole line
+        start = max(0, keep - _TAIL_BLOCK)
+        cut = os.pread(fd, keep - start, start).rfind(b"\n")
+        if cut >= 0:
+            keep = start + cut + 1
+            break
+        keep = start
+    torn = os.pread(fd, size - keep, keep)
+    kept_at = path.with_name(f"{path.name}.torn-{now_utc().replace(':', '')}-{os.urandom(3).hex()}")
+    write_new_file(kept_at, torn)
+    fsync_dir(path.parent)
+    os.ftruncate(fd, keep)
+    os.fsync(fd)
+    found = Repair(len(torn), hashlib.sha256(torn).hexdigest(), kept_at)
+    _append_locked(
+        fd, path, "audit_repair", check_fields("audit_repair", {"bytes": found.bytes, "torn_sha256": found.sha256})
+    )
+    return found
 
 
 def _last_entry(fd: int, path: Path) -> tuple[int, str]:

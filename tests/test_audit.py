@@ -136,16 +136,43 @@ def test_reordering_with_renumbered_seq_still_fails(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cut", [1, 2, 30])
-def test_truncating_the_last_line_fails_and_stops_appends(tmp_path: Path, cut: int) -> None:
+def test_a_torn_last_line_is_reported_then_set_aside_and_recorded_by_the_next_append(tmp_path: Path, cut: int) -> None:
     path = _log(tmp_path)
     data = path.read_bytes()
     path.write_bytes(data[:-cut])
     report = audit.verify(path)
     assert not report.ok and report.first_bad_line == 6
     assert "incomplete" in report.reason or "edited" in report.reason
-    with pytest.raises(IntegrityError, match="partial line"):
-        audit.append(path, "search", results=1)
-    assert path.read_bytes() == data[:-cut], "a damaged log is never appended to"
+    torn = data[data.rstrip(b"\n").rfind(b"\n") + 1 : -cut]
+    audit.append(path, "search", results=1)  # a torn tail never blocks an append
+    assert audit.verify(path).ok
+    entries = audit.read_entries(path)
+    assert [e["event"] for e in entries[-2:]] == ["audit_repair", "search"]
+    assert entries[-2]["bytes"] == len(torn) and entries[-2]["torn_sha256"] == hashlib.sha256(torn).hexdigest()
+    (kept,) = tmp_path.glob("audit.log.torn-*")
+    assert kept.read_bytes() == torn and kept.stat().st_mode & 0o777 == 0o600, "the torn bytes are kept as evidence"
+    assert path.read_bytes().startswith(data[: len(data) - cut - len(torn)])
+
+
+def test_audit_repair_sets_aside_an_appended_fragment_and_ingest_still_works(
+    archive_dir: Path, small_scan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The attack: `printf '{"seq":' >> audit.log` used to make search, show and ingest fail."""
+    log = audit.log_path(archive_dir)
+    with log.open("ab") as fp:
+        fp.write(b'{"seq":')
+    run = cli(capsys, "--archive", archive_dir, "audit", "repair")
+    assert run.code == 0, run.err
+    assert "7 bytes" in run.out
+    assert cli(capsys, "--archive", archive_dir, "audit", "repair").out.startswith("audit.log ends in a whole line")
+    with log.open("ab") as fp:
+        fp.write(b'{"seq":')
+    run = cli(capsys, "--archive", archive_dir, "ingest", small_scan)
+    assert run.code == 0, run.err
+    assert not small_scan.exists()
+    events = [e["event"] for e in audit.read_entries(log)]
+    assert events.count("audit_repair") == 2 and events[-1] == "ingest"
+    assert audit.verify(log).ok
 
 
 def test_a_garbage_last_line_stops_appends(tmp_path: Path) -> None:

@@ -92,8 +92,8 @@ def test_each_bad_file_ends_in_quarantine_with_a_plain_reason(
     assert not path.exists(), "no readable scan is left on the share"
     (note,) = (drop / "failed").iterdir()
     assert BAD_FILES[name][2].lower() in note.read_text().lower()
+    from scanarchive.archive import quarantine
     from scanarchive.archive.layout import Archive
-    from scanarchive.intake import quarantine
 
     with Archive(archive_dir) as archive:
         (entry,) = quarantine.entries(archive)

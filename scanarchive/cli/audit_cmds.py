@@ -29,6 +29,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     verbs = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     v = verbs.add_parser("verify", parents=[common], help="check that no line was edited, removed or reordered")
     v.set_defaults(func=cmd_audit_verify)
+    r = verbs.add_parser(
+        "repair",
+        parents=[common],
+        help="set aside a torn last line (a write cut off by a crash) and record that in the log",
+    )
+    r.set_defaults(func=cmd_audit_repair)
     s = verbs.add_parser("show", parents=[common], help="list the entries")
     s.add_argument("--since", type=iso_date, metavar="YYYY-MM-DD", help="only entries on or after this (UTC) day")
     s.add_argument("--json", action="store_true", help="print one JSON document")
@@ -49,6 +55,19 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     print(
         "Keep the head somewhere else (it is also in every export's manifest) to show later that no line was removed."
     )
+    return 0
+
+
+def cmd_audit_repair(args: argparse.Namespace) -> int:
+    with open_archive(args) as archive:
+        path = audit.log_path(archive.root)
+    done = audit.repair(path)
+    if done is None:
+        print("audit.log ends in a whole line: there is nothing to repair.")
+        print("Run 'scanarchive audit verify' to check the whole chain.")
+        return 0
+    print(f"Set aside a torn last line ({done.bytes} bytes) in {done.kept_at}; the repair is recorded in the log.")
+    print("Keep that file as evidence; run 'scanarchive audit verify' to check the chain.")
     return 0
 
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
+from scanarchive.archive import quarantine
 from scanarchive.cli.common import add_passphrase_file, human_bytes, open_archive
 from scanarchive.cli.passphrase import get_passphrase
 from scanarchive.errors import ConfigError, UsageError
 from scanarchive.fsio import write_new_atomic
-from scanarchive.ingest.pipeline import ingest_file
-from scanarchive.intake import quarantine
+from scanarchive.intake import quarantine as intake_quarantine
 from scanarchive.intake.watch import Watcher
-from scanarchive.tempdir import private_tempdir
+from scanarchive.names import printable
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -48,8 +49,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    import logging
-
     if not (args.verbose or args.debug):
         logging.getLogger("scanarchive").setLevel(logging.INFO)  # one line per scan, for the system journal
     with open_archive(args) as archive:
@@ -75,8 +74,8 @@ def cmd_failed_list(args: argparse.Namespace) -> int:
         print("No quarantined scans.")
         return 0
     for e in entries:
-        print(f"{e.id}  {e.created_at}  {human_bytes(e.blob_size):>9}  {e.source_name}")
-        print(f"    {e.reason}")
+        print(f"{e.id}  {e.created_at}  {human_bytes(e.blob_size):>9}  {printable(e.source_name)}")
+        print(f"    {printable(e.reason)}")
     print(f"{len(entries)} quarantined scan(s). 'scanarchive failed retry ID' tries one again.")
     return 0
 
@@ -87,7 +86,7 @@ def cmd_failed_show(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} already exists; choose a new file name")
     with open_archive(args) as archive:
         entry = quarantine.get(archive, args.id)
-        data = quarantine.open_scan(archive, archive.unlock(get_passphrase(args.passphrase_file)), entry)
+        data = quarantine.show(archive, archive.unlock(get_passphrase(args.passphrase_file)), entry)
     write_new_atomic(out, data)
     print(f"Wrote the quarantined scan to {out}. It is NOT encrypted: delete it when done.")
     return 0
@@ -96,13 +95,8 @@ def cmd_failed_show(args: argparse.Namespace) -> int:
 def cmd_failed_retry(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
         entry = quarantine.get(archive, args.id)
-        data = quarantine.open_scan(archive, archive.unlock(get_passphrase(args.passphrase_file)), entry)
-        with private_tempdir() as tmp:
-            path = tmp / "scan"
-            path.write_bytes(data)
-            # InputRejected again -> the handler says why; the entry is kept
-            result = ingest_file(archive, path, source_name=entry.source_name)
-        quarantine.remove(archive, entry)
+        # InputRejected again -> the handler says why; the entry is kept
+        result = intake_quarantine.retry(archive, archive.unlock(get_passphrase(args.passphrase_file)), entry)
     print(f"Archived as record {result.record_id} ({result.page_count} page(s)); removed from the quarantine.")
     return 0
 
@@ -113,11 +107,10 @@ def cmd_failed_drop(args: argparse.Namespace) -> int:
         if not args.yes:
             if not sys.stdin.isatty():
                 raise UsageError("discarding needs confirmation", hint="Add --yes to discard without asking.")
-            answer = input(f"Discard the quarantined scan {entry.source_name} for good? [y/N] ")
+            answer = input(f"Discard the quarantined scan {printable(entry.source_name)} for good? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing was discarded.")
                 return 0
-        quarantine.remove(archive, entry)
-        archive.audit("failed", item=entry.id, command="drop")
+        intake_quarantine.drop(archive, entry)
     print(f"Discarded {entry.id}: its key, sealed copy and note are gone.")
     return 0

@@ -22,17 +22,17 @@ import logging
 import os
 import stat
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scanarchive.archive import sealed
 from scanarchive.archive.catalog import RecordRow
 from scanarchive.archive.layout import Archive
 from scanarchive.archive.sealed import record_context
 from scanarchive.clock import now_utc
-from scanarchive.crypto import keys, seal
+from scanarchive.crypto import keys
 from scanarchive.errors import InputRejected, IntegrityError, TransientError
-from scanarchive.fsio import fsync_dir
+from scanarchive.fsio import fsync_dir, open_regular, read_fd
 from scanarchive.ingest import identify
 from scanarchive.ocr import document, engine, ensemble
 from scanarchive.pages import load, pdf, poppler, qc, sheets
@@ -87,8 +87,11 @@ class _Prepared:
     page_quality: list[qc.PageQc]
 
 
-def read_source(path: Path) -> bytes:
-    """Read a scan once; refuse anything but a regular file."""
+def read_source(path: Path, max_bytes: int | None = None) -> bytes:
+    """Read a scan once; refuse anything but a regular file, and one over `max_bytes` before reading.
+
+    Opened once with O_NOFOLLOW|O_NONBLOCK (a link is never followed, a pipe never blocks); the type,
+    size and allocated blocks are checked by fstat on that descriptor, and only then is it read."""
     try:
         st = path.lstat()
     except FileNotFoundError as exc:
@@ -96,9 +99,13 @@ def read_source(path: Path) -> bytes:
     if not stat.S_ISREG(st.st_mode):
         raise InputRejected("it is not a regular file (a folder, link or device)")
     try:
-        return path.read_bytes()
-    except PermissionError as exc:
-        raise InputRejected("the file cannot be read (permission denied)") from exc
+        fd, _ = open_regular(path, max_bytes)
+    except FileNotFoundError as exc:
+        raise InputRejected("the file does not exist", hint="Check the file name.") from exc
+    try:
+        return read_fd(fd, max_bytes)
+    finally:
+        os.close(fd)
 
 
 def ingest_file(
@@ -122,14 +129,14 @@ def ingest_file(
     """
     started = time.perf_counter()
     settings = archive.config.ingest
-    data = read_source(path)
+    data = read_source(path, settings.max_file_mb * 1024 * 1024)
     source_sha = hashlib.sha256(data).hexdigest()
 
     existing = archive.catalog.all_by_source(source_sha)
     if existing:
         # Already sealed (all records of a file are committed together): never a second copy.
         for record in existing:
-            verify_stored(archive, record)
+            sealed.check(archive.store, record.blob_sha256, record.id)
         removed = _release(path, source_sha, keep_source)
         log.info("already archived as record %s; no second record made", existing[0].id)
         outcomes = [
@@ -187,11 +194,8 @@ def ingest_file(
             texts.append(document.PageText(position, text.status, text.reason, text.engine, text.words, text.boxes))
         outcome.ocr_failed_pages = [t.page for t in texts if t.status != "ok"]
         ocr_doc = document.to_json(texts, sorted({t.engine for t in texts if t.engine}))
-        record_key = os.urandom(32)  # seal
-        sealed = seal.seal(
-            record_key, uuid.UUID(outcome.record_id).bytes, {"pdf": record_pdf, "ocr": ocr_doc}, os.urandom(16)
-        )
-        digest = archive.store.put(sealed)  # store
+        record_key = os.urandom(32)  # seal, store
+        digest, size = sealed.write(archive.store, record_key, outcome.record_id, {"pdf": record_pdf, "ocr": ocr_doc})
         row = RecordRow(
             seq=0,
             id=outcome.record_id,
@@ -203,7 +207,7 @@ def ingest_file(
             source_sha256=source_sha,
             source_kind=scan.kind,
             blob_sha256=digest,
-            blob_size=len(sealed),
+            blob_size=size,
             created_at=now_utc(),
             status="sealed",
             source_pages=_format_pages(group.pages),
@@ -232,7 +236,8 @@ def ingest_file(
 
     try:  # verify
         for item in prepared:
-            _verify_fresh(archive, item.row.blob_sha256, item.record_key, item.row.id, item.record_pdf, item.ocr_doc)
+            sections = {"pdf": item.record_pdf, "ocr": item.ocr_doc}
+            sealed.read_back(archive.store, item.row.blob_sha256, item.record_key, item.row.id, sections)
     except IntegrityError:
         with archive.catalog.transaction():
             for item in prepared:
@@ -256,27 +261,6 @@ def _format_pages(pages: list[int]) -> str:
 
 def _parse_pages(text: str, count: int) -> list[int]:
     return [int(p) for p in text.split(",") if p] or list(range(1, count + 1))
-
-
-def _verify_fresh(
-    archive: Archive, digest: str, record_key: bytes, record_id: str, record_pdf: bytes, ocr_doc: bytes
-) -> None:
-    """Re-read the blob from disk; it must hash to its name and decrypt to what was sealed."""
-    if archive.store.hash_of(digest) != digest:
-        raise IntegrityError(f"record {record_id}: the stored blob does not match what was written")
-    sections = seal.open_blob(archive.store.get(digest), record_key, uuid.UUID(record_id).bytes)
-    if sections.get("pdf") != record_pdf or sections.get("ocr") != ocr_doc:
-        raise IntegrityError(f"record {record_id}: the stored blob does not decrypt to what was sealed")
-
-
-def verify_stored(archive: Archive, record: RecordRow) -> None:
-    """Without the key: the blob exists and hashes to the name the catalog gives it."""
-    try:
-        actual = archive.store.hash_of(record.blob_sha256)
-    except FileNotFoundError as exc:
-        raise IntegrityError(f"record {record.id}: its blob is missing from objects/") from exc
-    if actual != record.blob_sha256:
-        raise IntegrityError(f"record {record.id}: its blob is damaged (hash mismatch)")
 
 
 def _release(path: Path, source_sha: str, keep_source: bool) -> bool:

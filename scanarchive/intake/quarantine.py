@@ -1,162 +1,90 @@
-"""The quarantine: scans that cannot be archived, sealed like records, with a note for a person.
+"""The quarantine seen from the drop folder: the note for a person in failed/, retry and drop.
 
-A rejected scan is never left readable on the scanner's share and never
-deleted: it is sealed to the archive's recipient (section "original") in
-ARCHIVE/quarantine/, and a plain-text note in the drop folder's failed/ says
-what went wrong and which command recovers it. The note holds no content.
+The sealed scans themselves are scanarchive.archive.quarantine. A plain-text
+note in the drop folder's failed/ says what went wrong and which command
+recovers the scan; it holds no content. `retry` and `drop` write their own
+audit entries (`failed` with `command` retry or drop; `show` is audited in
+scanarchive.archive.quarantine).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
-import sqlite3
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
+from scanarchive.archive import quarantine
 from scanarchive.archive.layout import Archive
-from scanarchive.archive.sealed import quarantine_context
-from scanarchive.archive.store import BlobStore
-from scanarchive.clock import now_utc
-from scanarchive.crypto import keys, seal
-from scanarchive.errors import IntegrityError, RecordNotFound
-from scanarchive.fsio import write_atomic
+from scanarchive.archive.quarantine import Entry
+from scanarchive.crypto import keys
+from scanarchive.errors import IntegrityError
+from scanarchive.fsio import write_new_in
+from scanarchive.ingest.pipeline import IngestResult, ingest_file
+from scanarchive.intake.safety import open_failed
+from scanarchive.names import printable
+from scanarchive.tempdir import private_tempdir
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Entry:
-    id: str
-    source_name: str
-    source_sha256: str
-    reason: str
-    blob_sha256: str
-    blob_size: int
-    note_path: str
-    created_at: str
+def retry(archive: Archive, identity: keys.Identity, entry: Entry) -> IngestResult:
+    """Archive a quarantined scan again; on success it leaves the quarantine. Audited.
+
+    Rejected again (InputRejected), the entry is kept and nothing is audited.
+    """
+    data = quarantine.open_scan(archive, identity, entry)
+    with private_tempdir() as tmp:
+        path = tmp / "scan"
+        path.write_bytes(data)
+        result = ingest_file(archive, path, source_name=entry.source_name)
+    remove(archive, entry)
+    archive.audit("failed", item=entry.id, command="retry", **result.audit_fields())
+    return result
 
 
-def store(archive: Archive) -> BlobStore:
-    return BlobStore(archive.root / "quarantine")
-
-
-def seal_scan(archive: Archive, data: bytes, source_name: str, source_sha256: str, reason: str) -> Entry:
-    """Seal the scan's bytes into the quarantine and record why; verified before returning."""
-    entry_id = str(uuid.uuid4())
-    key = os.urandom(32)
-    blob = seal.seal(key, uuid.UUID(entry_id).bytes, {"original": data}, os.urandom(16))
-    blobs = store(archive)
-    blobs.root.mkdir(mode=0o700, exist_ok=True)
-    digest = blobs.put(blob)
-    opened = seal.open_section(io.BytesIO(blobs.get(digest)), key, uuid.UUID(entry_id).bytes, "original")
-    if opened != data:
-        raise IntegrityError("the quarantined copy does not read back correctly")
-    wrapped = keys.wrap(key, archive.config.recipient, quarantine_context(entry_id))
-    with archive.catalog.transaction() as db:
-        db.execute(
-            "INSERT INTO quarantine(id, source_name, source_sha256, reason, blob_sha256, blob_size, key_id, wrapped,"
-            " created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            (
-                entry_id,
-                source_name,
-                source_sha256,
-                reason,
-                digest,
-                len(blob),
-                archive.config.recipient.key_id,
-                wrapped,
-                now_utc(),
-            ),
-        )
-    return get(archive, entry_id)
-
-
-def _entry(r: sqlite3.Row) -> Entry:
-    return Entry(
-        r["id"],
-        r["source_name"],
-        r["source_sha256"],
-        r["reason"],
-        r["blob_sha256"],
-        r["blob_size"],
-        r["note_path"],
-        r["created_at"],
-    )
-
-
-def get(archive: Archive, entry_id: str) -> Entry:
-    rows = archive.catalog.db.execute(
-        "SELECT * FROM quarantine WHERE id = ? OR (length(?) >= 8 AND id LIKE ? || '%')",
-        (entry_id, entry_id, entry_id),
-    ).fetchall()
-    if len(rows) != 1:
-        raise RecordNotFound(
-            f"there is no quarantined scan {entry_id!r}", hint="List them with 'scanarchive failed list'."
-        )
-    return _entry(rows[0])
-
-
-def entries(archive: Archive) -> list[Entry]:
-    return [_entry(r) for r in archive.catalog.db.execute("SELECT * FROM quarantine ORDER BY created_at")]
-
-
-def by_source(archive: Archive, source_sha256: str) -> Entry | None:
-    row = archive.catalog.db.execute(
-        "SELECT * FROM quarantine WHERE source_sha256 = ? ORDER BY created_at LIMIT 1", (source_sha256,)
-    ).fetchone()
-    return None if row is None else _entry(row)
-
-
-def has_source(archive: Archive, source_sha256: str) -> bool:
-    return by_source(archive, source_sha256) is not None
-
-
-def open_scan(archive: Archive, identity: keys.Identity, entry: Entry) -> bytes:
-    row = archive.catalog.db.execute("SELECT wrapped FROM quarantine WHERE id = ?", (entry.id,)).fetchone()
-    key = identity.unwrap(bytes(row[0]), quarantine_context(entry.id))
-    try:
-        data = store(archive).get(entry.blob_sha256)
-    except IntegrityError as exc:
-        raise IntegrityError(f"quarantined scan {entry.id}: its sealed copy is missing from quarantine/") from exc
-    try:
-        return seal.open_section(io.BytesIO(data), key, uuid.UUID(entry.id).bytes, "original")
-    except IntegrityError as exc:
-        raise IntegrityError(f"quarantined scan {entry.id}: {exc.message}", hint=exc.hint) from exc
+def drop(archive: Archive, entry: Entry) -> None:
+    """Discard a quarantined scan for good (crypto-shredding); audited."""
+    remove(archive, entry)
+    archive.audit("failed", item=entry.id, command="drop")
 
 
 def remove(archive: Archive, entry: Entry) -> None:
-    """Forget a quarantined scan: its wrapped key, row, blob and note (crypto-shredding)."""
-    with archive.catalog.transaction() as db:
-        db.execute("DELETE FROM quarantine WHERE id = ?", (entry.id,))
-    store(archive).delete(entry.blob_sha256)
-    if entry.note_path:
-        Path(entry.note_path).unlink(missing_ok=True)
+    """Forget a quarantined scan (its key, row and blob) and remove its note from failed/.
+
+    The note is unlinked by name through a descriptor of failed/ (safety.open_failed), so a
+    failed/ swapped for a link since the note was written never makes this delete elsewhere."""
+    quarantine.forget(archive, entry)
+    if not entry.note_path:
+        return
+    note = Path(entry.note_path)
+    try:
+        failed_fd = open_failed(note.parent.parent)
+    except (OSError, IntegrityError) as exc:
+        log.warning("the note of quarantined scan %s was left in failed/ (%s)", entry.id, type(exc).__name__)
+        return
+    try:
+        os.unlink(note.name, dir_fd=failed_fd)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(failed_fd)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
 def write_note(archive: Archive, drop: Path, entry: Entry) -> Path:
-    """failed/<scan name>.txt in the drop folder: the reason and how to recover, nothing of the content."""
-    failed = drop / "failed"
-    if failed.is_symlink() or (failed.exists() and not failed.is_dir()):
-        raise IntegrityError(
-            f"{failed} is not a plain folder (a link?); the note was not written there",
-            hint="Remove it; the watcher will create failed/ again.",
-        )
-    failed.mkdir(mode=0o755, exist_ok=True)
+    """failed/<scan name>.txt in the drop folder: the reason and how to recover, nothing of the content.
+
+    Written through a descriptor of failed/ (safety.open_failed refuses, with IntegrityError saying why,
+    a failed/ that is a link, another user's, or writable by others without the sticky bit), under a
+    random temp name with O_EXCL|O_NOFOLLOW, then link(): never through a planted link, never over a file."""
     stem = _UNSAFE.sub("_", entry.source_name)[:120] or "scan"
-    note = failed / f"{stem}.txt"
-    if note.exists():
-        note = failed / f"{stem}.{entry.id[:8]}.txt"
     text = (
-        f'scanarchive could not archive the scan "{entry.source_name}" ({entry.created_at}).\n'
+        f'scanarchive could not archive the scan "{printable(entry.source_name)}" ({entry.created_at}).\n'
         f"\n"
-        f"Reason: {entry.reason}\n"
+        f"Reason: {printable(entry.reason)}\n"
         f"\n"
         f"The scan was NOT lost. It was removed from this folder and sealed (encrypted)\n"
         f"in the archive's quarantine as {entry.id}.\n"
@@ -168,8 +96,17 @@ def write_note(archive: Archive, drop: Path, entry: Entry) -> Path:
         f"\n"
         f"This note contains no part of the scan. It is removed when the scan is retried or discarded.\n"
     )
-    write_atomic(note, text.encode("utf-8"), mode=0o644)
-    with archive.catalog.transaction() as db:
-        db.execute("UPDATE quarantine SET note_path = ? WHERE id = ?", (str(note), entry.id))
-    log.info("quarantined %s: %s", entry.id, entry.reason)
+    failed_fd = open_failed(drop)
+    try:
+        name = f"{stem}.txt"
+        try:
+            write_new_in(failed_fd, name, text.encode("utf-8"), mode=0o644)
+        except FileExistsError:
+            name = f"{stem}.{entry.id[:8]}.txt"
+            write_new_in(failed_fd, name, text.encode("utf-8"), mode=0o644)
+    finally:
+        os.close(failed_fd)
+    note = drop / "failed" / name
+    quarantine.set_note(archive, entry, str(note))
+    log.info("quarantined %s: %s", entry.id, printable(entry.reason))
     return note

@@ -31,7 +31,7 @@ def ignored(name: str) -> bool:
 
 @dataclass
 class _Seen:
-    signature: tuple[int, int, int]
+    signature: tuple[int, int, int, int]  # size, mtime_ns, inode, device
     since: float
 
 
@@ -54,7 +54,7 @@ class Settler:
             if not stat.S_ISREG(st.st_mode):  # no symlinks, folders, fifos or devices
                 self._seen.pop(path, None)
                 continue
-            signature = (st.st_size, st.st_mtime_ns, st.st_ino)
+            signature = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
             seen = self._seen.get(path)
             if seen is None or seen.signature != signature:
                 self._seen[path] = _Seen(signature, now)
@@ -70,6 +70,11 @@ class Settler:
             elif now - seen.since >= self.quiet and seen.signature[0] == 0 and now - seen.since >= 6 * self.quiet:
                 ready.append(path)  # a file that stays empty is taken (and quarantined) eventually
         return ready
+
+    def identity(self, path: Path) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the file that settled at `path`: the claim checks it took that one."""
+        seen = self._seen.get(path)
+        return None if seen is None else (seen.signature[3], seen.signature[2])
 
     def forget(self, path: Path) -> None:
         self._seen.pop(path, None)

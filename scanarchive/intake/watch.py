@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import secrets
 import signal
 import sqlite3
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -21,14 +24,19 @@ from types import FrameType
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from scanarchive.archive import quarantine
 from scanarchive.archive.layout import Archive
+from scanarchive.clock import now_utc
 from scanarchive.errors import EngineMissing, InputRejected, IntegrityError, ScanarchiveError, TransientError
+from scanarchive.fsio import open_regular, read_fd, write_new_in
 from scanarchive.ingest.pipeline import ingest_file
-from scanarchive.intake import quarantine
+from scanarchive.intake import quarantine as intake_quarantine
 from scanarchive.intake.claim import Claim, Journal
 from scanarchive.intake.lock import WatchLock
-from scanarchive.intake.safety import check_folders
+from scanarchive.intake.refuse import set_aside
+from scanarchive.intake.safety import check_folders, open_failed
 from scanarchive.intake.settle import Settler, ignored, list_candidates
+from scanarchive.names import printable
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,12 @@ logging.getLogger("watchdog.observers.inotify").addFilter(_StopRace())
 
 # An error that is not a known kind is retried this many times (it may be the machine), then quarantined.
 UNEXPECTED_ATTEMPTS = 3
+
+# A flood of junk (docs/scanners.md): at most NOTE_BUDGET notes in failed/ per NOTE_WINDOW seconds.
+# Past that, one summary note and one audit line say so, and each further file is still sealed in
+# the quarantine (or put aside unread) and audited, only without a note of its own.
+NOTE_BUDGET = 20
+NOTE_WINDOW = 600.0
 
 
 @dataclass
@@ -82,7 +96,11 @@ class Watcher:
         self.archive = archive
         self.drop = check_folders(archive.root, drop)
         self.settings = archive.config.drop
-        self.journal = Journal(archive.root, archive.catalog)
+        self.max_bytes = archive.config.ingest.max_file_mb * 1024 * 1024
+        self.journal = Journal(archive.root, archive.catalog, max_bytes=self.max_bytes, refuse=self._refuse)
+        self._notes: deque[float] = deque()  # when the last notes were written (the flood rule)
+        self._flood_since: float | None = None
+        self._note_problem = ""  # why failed/ is not used, logged once
         self.settler = Settler(self.settings.settle_seconds)
         self.wake = threading.Event()
         self.stopping = False
@@ -185,16 +203,21 @@ class Watcher:
         for path in self.settler.settled():
             if self.stopping:
                 return
-            self.settler.forget(path)
             if ignored(path.name) or path.parent != self.drop:
+                self.settler.forget(path)
                 continue
+            expect = self.settler.identity(path)
+            self.settler.forget(path)
             try:
-                claim = self.journal.claim(path)
+                claim = self.journal.claim(path, expect)
             except TransientError as exc:
                 log.warning("could not take a scan yet: %s", exc.message)
                 continue
             except OSError as exc:
                 log.warning("could not take a scan yet (%s)", exc.strerror)
+                continue
+            except ScanarchiveError as exc:
+                log.warning("could not take a scan yet (%s)", printable(exc.message))
                 continue
             if claim is not None:
                 self.process(claim)
@@ -285,16 +308,28 @@ class Watcher:
     def _quarantine(self, claim: Claim, path: Path, reason: str) -> None:
         try:
             claim = self.journal.mark(claim, "quarantining", reason=reason)
-            data = path.read_bytes()
             entry = quarantine.by_source(self.archive, claim.sha256 or "")
             if entry is None:
-                entry = quarantine.seal_scan(self.archive, data, claim.source_name, claim.sha256 or "", reason)
-            if not entry.note_path:  # also after a crash between sealing and writing the note
+                try:  # the journal's copy was checked at claim time; checked again, never read past the limit
+                    fd, _ = open_regular(path, self.max_bytes)
+                except InputRejected as exc:
+                    self.journal.put_aside(claim, exc.message)
+                    return
                 try:
-                    quarantine.write_note(self.archive, self.drop, entry)
-                except (ScanarchiveError, OSError) as exc:  # the scan is safe; only the note is missing
-                    text = exc.message if isinstance(exc, ScanarchiveError) else exc.strerror
-                    log.warning("quarantined %s, but its note could not be written (%s)", entry.id, text)
+                    data = read_fd(fd, self.max_bytes)
+                finally:
+                    os.close(fd)
+                entry = quarantine.seal_scan(self.archive, data, claim.source_name, claim.sha256 or "", reason)
+                del data
+            if not entry.note_path:  # also after a crash between sealing and writing the note
+                if self._note_allowed():
+                    try:
+                        intake_quarantine.write_note(self.archive, self.drop, entry)
+                    except (ScanarchiveError, OSError) as exc:  # the scan is safe; only the note is missing
+                        text = exc.message if isinstance(exc, ScanarchiveError) else str(exc.strerror)
+                        self._say_note_problem(f"quarantined {entry.id}, but its note could not be written", text)
+                else:
+                    log.debug("quarantined %s (no note: many failures just now)", entry.id)
             self.journal.finish(claim)
             self.tally.quarantined += 1
             self._audit("quarantine", item=entry.id, source_sha256=claim.sha256 or "0" * 64)
@@ -304,3 +339,71 @@ class Watcher:
             self.journal.defer(claim, reason, delay)  # keep the rejection reason for the note
             self.tally.deferred += 1
             log.warning("claim %s: could not quarantine yet (%s); retried in %.0f s", claim.claim_id, message, delay)
+
+    # --- refused files, notes and the flood rule ---------------------------------------------------
+
+    def _refuse(self, dir_fd: int, name: str, source: Path, reason: str) -> None:
+        """Put a file aside unread (refuse.py), with a note while the flood rule allows; audited. Never raises."""
+        try:
+            where = set_aside(self.drop, dir_fd, name, source.name, reason, note=self._note_allowed())
+        except OSError as exc:
+            log.error("a refused file could not be put aside (%s); it stays where it is", exc.strerror)
+            return
+        self.tally.quarantined += 1
+        # The log names no file (a name may hold a client's name): the note in failed/ does.
+        folder = str(Path(where).parent) if where else "(it is gone)"
+        log.warning("refused a file, unread: %s; put aside in %s with a note", printable(reason), printable(folder))
+        self._audit("quarantine", code="refused")
+
+    def _say_note_problem(self, what: str, why: str) -> None:
+        why = printable(why)
+        if why != self._note_problem:  # once per distinct reason, not once per scan
+            self._note_problem = why
+            log.warning("%s (%s); the scans are still sealed in the quarantine: 'scanarchive failed list'", what, why)
+        else:
+            log.debug("%s (%s)", what, why)
+
+    def _note_allowed(self) -> bool:
+        """The flood rule: NOTE_BUDGET notes per NOTE_WINDOW seconds, then one summary note."""
+        now = time.monotonic()
+        while self._notes and now - self._notes[0] > NOTE_WINDOW:
+            self._notes.popleft()
+        if len(self._notes) < NOTE_BUDGET:
+            self._notes.append(now)
+            self._flood_since = None
+            return True
+        if self._flood_since is None:
+            self._flood_since = now
+            self._write_flood_note()
+        return False
+
+    def _write_flood_note(self) -> None:
+        minutes = NOTE_WINDOW / 60
+        text = (
+            f"scanarchive: more than {NOTE_BUDGET} files failed in {minutes:.0f} minutes ({now_utc()}).\n"
+            f"\n"
+            f"From now on no note is written for each one, until {minutes:.0f} minutes have passed.\n"
+            f"None of them is lost: each scan that could be read is sealed (encrypted) in the archive's\n"
+            f"quarantine, and each file that could not be read at all is here, unread, as *.refused.\n"
+            f"\n"
+            f"  All of them:  scanarchive failed list\n"
+            f"\n"
+            f"If this was not expected, check who can write to the drop folder.\n"
+        )
+        name = f"scanarchive-many-failures-{now_utc().replace(':', '')}-{secrets.token_hex(2)}.txt"
+        try:
+            fd = open_failed(self.drop)
+            try:
+                write_new_in(fd, name, text.encode(), 0o644)
+            finally:
+                os.close(fd)
+        except (ScanarchiveError, OSError) as exc:
+            why = exc.message if isinstance(exc, ScanarchiveError) else str(exc.strerror)
+            self._say_note_problem("the summary note could not be written", why)
+        log.warning(
+            "more than %d files failed in %.0f minutes: no more notes for now, each is still kept; see failed/%s",
+            NOTE_BUDGET,
+            minutes,
+            name,
+        )
+        self._audit("quarantine", code="flood", count=NOTE_BUDGET)
