@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from scanarchive import __version__
+from scanarchive import __version__, hardening
 from scanarchive.cli import (
     archive_cmds,
     audit_cmds,
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    hardening.protect_process()  # first: every command may hold the identity, plaintext or page images
     parser = build_parser()
     args = parser.parse_args(argv)
     args.debug = getattr(args, "debug", False)
