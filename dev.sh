@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(python3 python3-venv python3-dev tesseract-ocr tesseract-ocr-eng poppler-utils
               fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-humor-sans
-              libgl1 libglib2.0-0)  # the last two: OpenCV, which RapidOCR (the second OCR engine) imports
+              libgl1 libglib2.0-0  # OpenCV, which RapidOCR (the second OCR engine) imports
+              strace)  # tests/test_no_network.py: the syscall-level proof that nothing leaves the machine
 VENV=${SCANARCHIVE_VENV:-.venv}
 
 need_apt() {

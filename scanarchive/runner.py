@@ -3,6 +3,11 @@
 The engine runs in its own session (process group); on timeout the whole group
 gets SIGKILL, so an engine that forks helpers cannot keep our pipes open and
 hang the ingest (subprocess.run's own timeout kills only the direct child).
+
+Every engine runs through :mod:`scanarchive.sandbox`: telemetry off, HOME and
+caches in the private work folder (`cwd`), and no network where the kernel
+allows. Core dumps are off for it because RLIMIT_CORE 0, set by
+``hardening.protect_process`` in the parent, is inherited across exec.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import os
 import signal
 import subprocess
 from collections.abc import Sequence
+
+from scanarchive import sandbox
 
 
 class EngineTimeout(Exception):
@@ -21,12 +28,12 @@ def run_engine(
     cmd: Sequence[str], *, stdin: bytes, timeout: float, cwd: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     proc = subprocess.Popen(
-        list(cmd),
+        sandbox.wrap(cmd),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=cwd,
-        env=env,
+        env=sandbox.engine_env(cwd, env),
         start_new_session=True,
     )
     try:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from scanarchive import sandbox
 from scanarchive.archive.check import check_archive
 from scanarchive.archive.layout import Archive
 from scanarchive.cli.common import add_passphrase_file, archive_dir, human_bytes, open_archive
@@ -103,6 +104,7 @@ def status_doc(archive: Archive) -> dict[str, Any]:
         "ocr_engines": list(engines.running),
         "ocr_engines_missing": list(engines.missing),
         "ocr_recall_reduced": engines.recall_reduced,
+        "ocr_network_isolated": sandbox.network_isolated(),
     }
 
 
@@ -124,6 +126,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"Warning:    OCR engine {', '.join(doc['ocr_engines_missing'])} is configured but not installed: notes are "
             "still archived and searchable, but fewer handwritten words will be found. Install it with: "
             ".venv/bin/pip install -e '.[rapidocr]' (or ./dev.sh setup)."
+        )
+    if not doc["ocr_network_isolated"]:
+        print(
+            "Warning:    network isolation of the OCR engines is not available on this machine (no working "
+            "'unshare --net'): they run with telemetry off, but are not cut off from the network."
         )
     if doc["quarantined"]:
         print(f"Failed:     {doc['quarantined']} scan(s) could not be archived: see 'scanarchive failed list'")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scanarchive import __version__
+from scanarchive import __version__, hardening
 from scanarchive.cli import (
     archive_cmds,
     audit_cmds,
@@ -71,6 +71,7 @@ def _register_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser], com
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    hardening.protect_process()  # first: every command may hold the identity, plaintext or page images
     parser = build_parser()
     args = parser.parse_args(argv)
     args.debug = getattr(args, "debug", False)

@@ -10,10 +10,14 @@ goes only down the pipe.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
 from typing import Any, BinaryIO
+
+from scanarchive.hardening import protect_process
+from scanarchive.sandbox import NO_TELEMETRY
 
 
 def _answer(out: BinaryIO, doc: dict[str, Any]) -> None:
@@ -34,8 +38,14 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
 def main() -> int:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing a library prints may corrupt the answer stream
+    protect_process()  # it holds page images and their text: no core dump, no same-user /proc/PID/mem
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    # Imported here, not at the top: the environment above must be set before onnxruntime loads.
+    # ONNX Runtime's telemetry starts when it is imported, so the switch must be set before (the parent sets
+    # it too: this covers a worker started by hand); the API call afterwards stops any events still queued.
+    os.environ.update(NO_TELEMETRY)
+    disable = getattr(importlib.import_module("onnxruntime"), "disable_telemetry_events", None)
+    if callable(disable):
+        disable()
     from rapidocr_onnxruntime import RapidOCR  # noqa: PLC0415 - heavy: onnxruntime, OpenCV, the models
 
     engine = RapidOCR(

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from scanarchive import tempdir
+from scanarchive import sandbox, tempdir
 from scanarchive.ocr.engine import OcrFailed
 
 NAME = "rapidocr"
@@ -70,17 +70,14 @@ def version() -> str:
 
 class _Worker:
     def __init__(self, workdir: str) -> None:
-        env = dict(
-            os.environ,
+        env = sandbox.engine_env(  # telemetry off; HOME, caches and TMPDIR in the private workdir
+            workdir,
             OMP_NUM_THREADS="1",
             OMP_THREAD_LIMIT="1",
             MALLOC_ARENA_MAX="2",  # one page at a time: more malloc arenas only hold on to freed memory
-            TMPDIR=workdir,
-            TMP=workdir,
-            TEMP=workdir,
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scanarchive.ocr.rapid_worker"],
+            sandbox.wrap([sys.executable, "-m", "scanarchive.ocr.rapid_worker"]),  # no network where possible
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # library chatter only; never shown, never logged

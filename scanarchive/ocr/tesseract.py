@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from scanarchive import tempdir
 from scanarchive.errors import EngineMissing, TransientError
 from scanarchive.fsio import write_atomic
 from scanarchive.ocr.document import Word
@@ -118,7 +119,7 @@ def _language_words(language: str) -> list[str]:
     combine, dawg2wordlist = shutil.which("combine_tessdata"), shutil.which("dawg2wordlist")
     if combine is None or dawg2wordlist is None:
         return []
-    with tempfile.TemporaryDirectory(prefix="scanarchive-dict-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="scanarchive-dict-", dir=tempdir._parent()) as tmp:  # not a shared /tmp
         parts = Path(tmp) / "model."
         try:
             run_engine([combine, "-u", str(model), str(parts)], stdin=b"", timeout=120, cwd=tmp)

@@ -1,0 +1,149 @@
+"""Memory hygiene with real processes and a real non-root account: no same-user /proc/PID/mem, no core.
+
+The attacker runs as the same OS user as scanarchive. A running command must
+refuse them its memory (PR_SET_DUMPABLE 0) and have core dumps off; a plain
+Python process of that user, read the same way, shows that the read itself
+works (so the test can fail).
+
+The venv's interpreter may live where the account cannot reach it (here
+/root/.pyenv, under a 0700 /root). Then, instead of opening up /root, the
+account runs the system Python of the same version with the venv's
+site-packages and this checkout on PYTHONPATH (both world-readable).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import scanarchive
+
+USER = "sa-test-user"
+READER = (
+    "import sys\n"
+    "pid, addr = int(sys.argv[1]), int(sys.argv[2])\n"
+    "try:\n"
+    "    with open(f'/proc/{pid}/mem', 'rb') as f:\n"
+    "        f.seek(addr)\n"
+    "        print('READ', len(f.read(4096)))\n"
+    "except PermissionError:\n"
+    "    print('DENIED')\n"
+)
+
+
+@pytest.fixture(scope="module")
+def account() -> pwd.struct_passwd:
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("the memory-hygiene tests need root in CI (to create and become a non-root account)")
+        pytest.skip("NOT ROOT: the memory-hygiene tests (they switch to a non-root account) did not run")
+    try:
+        return pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True, timeout=60
+        )
+        return pwd.getpwnam(USER)
+
+
+def as_user(user: pwd.struct_passwd, *argv: str) -> list[str]:
+    """Become the account by exec (same pid, unlike runuser), with no supplementary groups."""
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--", *argv]
+
+
+@pytest.fixture(scope="module")
+def python(account: pwd.struct_passwd) -> tuple[str, dict[str, str]]:
+    """An interpreter the account can run, and the environment that finds this checkout's scanarchive."""
+    checkout = str(Path(scanarchive.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([checkout, os.environ.get("PYTHONPATH", "")])}
+    probe = [sys.executable, "-c", "import scanarchive.cli.main"]
+    if subprocess.run(as_user(account, *probe), env=env, capture_output=True, check=False).returncode == 0:
+        return sys.executable, env
+    system = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/bin:/usr/local/bin")
+    assert system, "the account can reach neither the venv's interpreter nor a system Python of the same version"
+    env["PYTHONPATH"] = os.pathsep.join([checkout, sysconfig.get_paths()["purelib"], os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.run(as_user(account, system, *probe[1:]), env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return system, env
+
+
+@pytest.fixture
+def home(account: pwd.struct_passwd) -> Iterator[Path]:
+    """A folder the account owns (pytest's tmp_path is under root's 0700 folder)."""
+    path = Path(tempfile.mkdtemp(prefix="sa-memtest-"))
+    os.chown(path, account.pw_uid, account.pw_gid)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _first_mapping(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/maps").read_text().split("-", 1)[0], 16)  # read as root
+
+
+def _read_as(user: pwd.struct_passwd, python: str, pid: int) -> str:
+    cmd = as_user(user, python, "-c", READER, str(pid), str(_first_mapping(pid)))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+
+
+def _core_limit(pid: int) -> str:
+    line = next(x for x in Path(f"/proc/{pid}/limits").read_text().splitlines() if x.startswith("Max core file size"))
+    return " ".join(line.split()[4:6])  # soft, hard
+
+
+def test_a_running_command_refuses_its_memory_to_the_same_user(
+    account: pwd.struct_passwd, python: tuple[str, dict[str, str]], home: Path
+) -> None:
+    exe, env = python
+    env = {**env, "HOME": str(home), "SCANARCHIVE_TMPDIR": str(home), "SCANARCHIVE_PASSPHRASE_FILE": ""}
+    archive, drop, secret = home / "archive", home / "drop", home / "pass.txt"
+
+    def user_run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(as_user(account, *argv), env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    assert user_run("mkdir", "-m", "700", str(drop)).returncode == 0
+    assert user_run("sh", "-c", f"umask 077; echo 'a long test passphrase' > {secret}").returncode == 0
+    init = user_run(exe, "-m", "scanarchive", "--archive", str(archive), "init", "--passphrase-file", str(secret),
+                    "--kdf-seconds", "0.01")  # fmt: skip
+    assert init.returncode == 0, init.stderr[-2000:]
+
+    watcher = subprocess.Popen(
+        as_user(account, exe, "-m", "scanarchive", "--archive", str(archive), "watch", "--drop", str(drop)),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    plain = subprocess.Popen(as_user(account, exe, "-c", "import time; time.sleep(60)"), env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while _core_limit(watcher.pid) != "0 0":  # protect_process has run: main() is under way
+            assert watcher.poll() is None, watcher.stderr.read().decode(errors="replace")[-2000:] if watcher.stderr else ""
+            assert time.monotonic() < deadline, "the watcher never switched core dumps off"
+            time.sleep(0.2)
+        time.sleep(1)
+        assert watcher.poll() is None, "the watcher stopped"
+        assert Path(f"/proc/{watcher.pid}/status").read_text().count(f"Uid:\t{account.pw_uid}") == 1
+
+        # The scanarchive process: memory refused, non-dumpable (the kernel then hands its /proc files to root).
+        assert _read_as(account, exe, watcher.pid) == "DENIED"
+        assert os.stat(f"/proc/{watcher.pid}/mem").st_uid == 0
+        assert _core_limit(watcher.pid) == "0 0"
+
+        # The control: the same read of a plain process of the same user succeeds; it is dumpable, cores allowed.
+        assert _read_as(account, exe, plain.pid).startswith("READ ")
+        assert os.stat(f"/proc/{plain.pid}/mem").st_uid == account.pw_uid
+    finally:
+        for proc in (watcher, plain):
+            proc.kill()
+            proc.wait(timeout=30)
