@@ -36,7 +36,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -54,6 +53,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scanarchive.intake.settle import ignored  # noqa: E402
+from tests.kits.helpers import ingest_docs  # noqa: E402
+from tests.kits.watchkit import catalog_rows, set_config  # noqa: E402
 
 DEFAULT_CACHE = Path.home() / ".cache" / "scanarchive-corpora"
 INTERNAL_ERROR = 70
@@ -224,17 +225,6 @@ def snapshot_code(work_root: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def set_config(archive: Path, **values: float | str) -> None:
-    path = archive / "config.toml"
-    text = path.read_text()
-    for key, value in values.items():
-        rendered = f"'{value}'" if isinstance(value, str) else str(value)
-        text, n = re.subn(rf"(?m)^{key} = .*$", lambda _m, line=f"{key} = {rendered}": line, text)  # type: ignore[misc]
-        if n != 1:
-            raise SystemExit(f"config.toml has no single '{key} =' line")
-    path.write_text(text)
-
-
 def new_archive(root: Path, ocr_timeout: float) -> Path:
     root.mkdir(parents=True)
     secret = root / "passphrase"
@@ -249,16 +239,6 @@ def new_archive(root: Path, ocr_timeout: float) -> Path:
     )
     set_config(archive, ocr_timeout_seconds=ocr_timeout)
     return archive
-
-
-def catalog_rows(archive: Path, sql: str) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(f"file:{archive / 'catalog.db'}?mode=ro", uri=True, timeout=30)
-    try:
-        return list(db.execute(sql).fetchall())
-    except sqlite3.OperationalError:
-        return []  # not migrated yet
-    finally:
-        db.close()
 
 
 def record_shas(archive: Path) -> dict[str, list[str]]:
@@ -317,34 +297,24 @@ def run_limited(cmd: list[str], timeout: float) -> _Run:
 
 
 def parse_ingest(run: _Run, paths: dict[str, Path]) -> dict[str, Outcome]:
-    """Per file (flat name -> outcome) from one `ingest` run's output; files without one are left out."""
+    """Per file (flat name -> outcome) from one `ingest --json` run; files without one are left out
+    (a run killed at its limit has printed only the files finished before the ones still running)."""
     found: dict[str, Outcome] = {}
-    current: Outcome | None = None
-    for line in run.out.splitlines():
-        m = re.match(rf"^(\S+): already archived as record ({UUID})", line)
-        if m and m.group(1) in paths:
-            found[m.group(1)] = Outcome("", "duplicate", m.group(2))
-            current = None
+    names = {str(path): name for name, path in paths.items()}
+    for doc in ingest_docs(run.out, strict=False):
+        name = names.get(doc["file"])
+        if name is None:
             continue
-        m = re.match(r"^(\S+): \d+ records? sealed and verified in ([\d.]+) s$", line)
-        if m and m.group(1) in paths:
-            current = found[m.group(1)] = Outcome("", "record", "", seconds=float(m.group(2)))
-            continue
-        m = re.match(rf"^  record ({UUID}) ", line)
-        if m and current is not None:
-            current.detail = " ".join(filter(None, [current.detail, m.group(1)]))
-        elif line.startswith("    note: OCR could not read") and current is not None:
-            current.notes.append("archived with pages OCR could not read")
-    by_path = {str(path): name for name, path in paths.items()}
-    for line in run.err.splitlines():
-        if not line.startswith("scanarchive: error: "):
-            continue
-        rest = line.removeprefix("scanarchive: error: ")
-        for text, name in by_path.items():
-            if rest.startswith(text + ": "):
-                message = rest[len(text) + 2 :]
-                found[name] = Outcome("", "rejected", message, generalise(message))
-                break
+        ids = " ".join(record["id"] for record in doc["records"])
+        if doc["outcome"] == "duplicate":
+            found[name] = Outcome("", "duplicate", ids)
+        elif doc["outcome"] == "archived":
+            found[name] = Outcome("", "record", ids, seconds=doc["seconds"])
+            if any(record["ocr_failed_pages"] for record in doc["records"]):
+                found[name].notes.append("archived with pages OCR could not read")
+        else:  # refused or failed: the message, as on stderr after the file's path
+            message = doc["error"]["message"]
+            found[name] = Outcome("", "rejected", message, generalise(message))
     return found
 
 
@@ -388,7 +358,7 @@ def run_ingest(files: list[CorpusFile], work: Path, opts: argparse.Namespace) ->
     def one_batch(batch: list[CorpusFile]) -> None:
         paths = {f.flat: src / f.flat for f in batch}
         run = run_limited(
-            scanarchive_cmd(archive, "ingest", *[str(p) for p in paths.values()]),
+            scanarchive_cmd(archive, "ingest", "--json", *[str(p) for p in paths.values()]),
             opts.file_timeout + (len(batch) - 1) * opts.file_timeout / 4,
         )
         warnings.update(warnings_of(run.err))
@@ -518,7 +488,7 @@ def watcher(archive: Path, drop: Path, log: Path) -> Iterator[tuple[subprocess.P
 def journal(archive: Path) -> list[tuple[str, str, int, str]]:
     """(source name, state, attempts, last error) of every claim still in progress."""
     rows = catalog_rows(archive, "SELECT source_name, state, attempts, last_error FROM journal")
-    return [(str(a), str(b), int(c), str(d)) for a, b, c, d in rows]
+    return [(str(a), str(b), int(str(c)), str(d)) for a, b, c, d in rows]
 
 
 def candidates(drop: Path) -> list[Path]:

@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scanarchive.demo import synth  # noqa: E402
+from tests.kits.helpers import ingest_docs  # noqa: E402
 
 DEFAULT_VENV = Path.home() / ".cache" / "scanarchive-bench" / "ocrmypdf-venv"
 PAGES_PER_FILE = (1, 2, 3, 1, 2, 1, 3)  # cycled: a mix of single-page and multi-page notes
@@ -235,7 +236,7 @@ def run_scanarchive(docs: list[Doc], work: Path, jobs: int, kdf: float, word: st
 
     start = time.perf_counter()
     ingest = subprocess.run(
-        scanarchive("--archive", str(archive), "ingest", "--jobs", str(jobs), *files),
+        scanarchive("--archive", str(archive), "ingest", "--json", "--jobs", str(jobs), *files),
         capture_output=True,
         text=True,
         check=False,
@@ -253,7 +254,7 @@ def run_scanarchive(docs: list[Doc], work: Path, jobs: int, kdf: float, word: st
 
     if ingest.returncode != 0:
         raise SystemExit(f"scanarchive ingest failed (exit {ingest.returncode}):\n{ingest.stdout}\n{ingest.stderr}")
-    sealed = len(re.findall(r"sealed and verified", ingest.stdout))
+    sealed = sum(doc["outcome"] == "archived" for doc in ingest_docs(ingest.stdout))
     if sealed != len(docs):
         raise SystemExit(f"scanarchive sealed {sealed} of {len(docs)} files:\n{ingest.stdout}\n{ingest.stderr}")
     if search.returncode != 0:

@@ -12,10 +12,8 @@ be about zero (no busy polling).
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -25,15 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scanarchive.demo import synth  # noqa: E402
-
-
-def scan_bytes(seed: int) -> bytes:
-    lines = [" ".join(synth.synthetic_note(seed, sentences=1)[0].split()[:3])]
-    image = synth.render_page(lines, width_in=5.5, height_in=1.6, font_pt=16, seed=seed)
-    out = io.BytesIO()
-    image.save(out, format="PNG", dpi=(300, 300))
-    return out.getvalue()
+from tests.kits.watchkit import catalog_rows, small_scan_bytes  # noqa: E402
 
 
 def new_archive(root: Path, drop: Path) -> Path:
@@ -64,11 +54,7 @@ def new_archive(root: Path, drop: Path) -> Path:
 
 
 def records(archive: Path) -> int:
-    db = sqlite3.connect(f"file:{archive / 'catalog.db'}?mode=ro", uri=True)
-    try:
-        return int(db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-    finally:
-        db.close()
+    return len(catalog_rows(archive, "SELECT id FROM records"))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -83,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sa-bench-watch-") as tmp:
         root = Path(tmp)
-        scans = [scan_bytes(5000 + i) for i in range(args.scans)]
+        scans = [small_scan_bytes(5000 + i)[0] for i in range(args.scans)]
 
         # baseline: one ingest command with every file
         base_drop = root / "base-drop"

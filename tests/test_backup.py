@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scanarchive.archive.layout import Archive
-from tests.kits.helpers import cli, find_plaintext, note_words, record_ids, render_note
+from tests.kits.helpers import cli, find_plaintext, note_words, record_ids_from_json, render_note
 
 
 def _ingest(
@@ -17,9 +17,9 @@ def _ingest(
     image, lines = render_note(seed=seed, sentences=2, height_in=3.5)
     src = tmp_path / f"n{seed}.png"
     image.save(src, dpi=(300, 300))
-    run = cli(capsys, "--archive", archive, "ingest", src, "--client", "C-1", "--date", day)
+    run = cli(capsys, "--archive", archive, "ingest", src, "--client", "C-1", "--date", day, "--json")
     assert run.code == 0, run.err
-    return record_ids(run.out)[0], lines
+    return record_ids_from_json(run.out)[0], lines
 
 
 def test_backup_restore_verify_and_search(

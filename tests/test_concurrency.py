@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.kits.helpers import cli, cli_process, record_ids
+from tests.kits.helpers import cli, cli_process, record_ids_from_json
 from tests.kits.watchkit import (
     catalog_rows,
     drop_files,
@@ -32,6 +32,7 @@ from tests.kits.watchkit import (
 )
 
 
+@pytest.mark.slow
 def test_search_show_and_purge_while_the_watcher_ingests(
     archive_dir: Path, drop: Path, passphrase_file: Path, tmp_path: Path
 ) -> None:
@@ -127,9 +128,9 @@ def _archive_due_records(archive: Path, tmp_path: Path, capsys: pytest.CaptureFi
         for n, data in enumerate(scans):
             paths.append(tmp_path / f"old-{client}-{n}.png")
             paths[-1].write_bytes(data)
-        run = cli(capsys, "--archive", archive, "ingest", *paths, "--client", client, "--date", "2010-03-02")
+        run = cli(capsys, "--archive", archive, "ingest", *paths, "--client", client, "--date", "2010-03-02", "--json")
         assert run.code == 0, run.err
-        ids[client] = record_ids(run.out)
+        ids[client] = record_ids_from_json(run.out)
     for argv in (
         ("client", "add", "C-OLD", "--born", "1970-01-01", "--terminated", "2010-06-01"),
         ("client", "add", "C-KEEP", "--born", "1980-01-01"),
@@ -158,6 +159,7 @@ def _assert_destroyed(archive: Path, due: _Due) -> None:
     assert {str(r[0]) for r in catalog_rows(archive, "SELECT record_id FROM tombstones")} == due.ids
 
 
+@pytest.mark.slow
 def test_purge_destroys_exactly_the_due_records_while_the_watcher_ingests(
     archive_dir: Path, drop: Path, passphrase_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,7 +15,7 @@ from scanarchive.archive import query, sync
 from scanarchive.archive.index import IndexRecord, SearchIndex
 from scanarchive.archive.layout import Archive
 from scanarchive.demo import synth
-from tests.kits.helpers import cli, record_ids
+from tests.kits.helpers import cli, record_ids_from_json
 
 
 def test_parse_words_prefixes_and_phrases() -> None:
@@ -51,9 +51,9 @@ def test_a_misspelled_query_finds_the_note_and_exact_does_not(
     lines = ["Discussed lingering anxiety about deadlines.", "Practiced paced breathing exercises."]
     src = tmp_path / "note.png"
     synth.render_page(lines, height_in=3.0, seed=3).save(src, dpi=(300, 300))
-    run = cli(capsys, "--archive", archive_dir, "ingest", src, "--client", "C-1", "--date", "2026-11-02")
+    run = cli(capsys, "--archive", archive_dir, "ingest", src, "--client", "C-1", "--date", "2026-11-02", "--json")
     assert run.code == 0, run.err
-    record = record_ids(run.out)[0]
+    record = record_ids_from_json(run.out)[0]
 
     def found(*args: str) -> list[str]:
         out = cli(capsys, "--archive", archive_dir, "search", *args, "--json", "--passphrase-file", passphrase_file)

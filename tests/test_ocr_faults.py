@@ -145,7 +145,7 @@ def test_a_page_that_times_out_is_flagged_and_the_rest_is_indexed(
     assert found.code == 0 and json.loads(found.out)["count"] == 1, "page 2 of the flagged record is searchable"
 
 
-@pytest.mark.parametrize("mode", ["hang", "crash", "raise", "garbage"])
+@pytest.mark.parametrize("mode", [pytest.param("hang", marks=pytest.mark.slow), "crash", "raise", "garbage"])
 def test_a_faulty_second_engine_never_costs_the_first_engines_words(
     mode: str,
     monkeypatch: pytest.MonkeyPatch,

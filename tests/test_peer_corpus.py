@@ -27,11 +27,11 @@ from pathlib import Path
 import pytest
 
 from scanarchive.cli.main import main
+from tests.kits.helpers import ingest_docs
 from tests.kits.watchkit import catalog_rows, set_config
 
 PEER = Path(__file__).resolve().parent / "data" / "peer"
 FILES = sorted(p.name for p in PEER.iterdir() if p.is_file() and p.name != "ORIGINS.md")
-UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 OCR_TIMEOUT = 60  # seconds per page (ingest.ocr_timeout_seconds)
 FILE_LIMIT = 240.0  # wall-clock seconds for one file before it counts as a hang
 DUPLICATES = ("test_combine_caron.png", "test_combine_caron_la.png")  # the same bytes
@@ -114,23 +114,21 @@ def records_by_sha(archive: Path) -> dict[str, list[str]]:
 
 
 def parse_ingest(proc: Proc, paths: dict[str, Path]) -> dict[str, Outcome]:
-    """Each file's outcome from one `ingest` run (files it printed nothing about are left out)."""
+    """Each file's outcome from one `ingest --json` run (files it printed nothing about are left out)."""
+    names = {str(path): name for name, path in paths.items()}
     found: dict[str, Outcome] = {}
-    current: Outcome | None = None
-    for line in proc.out.splitlines():
-        if m := re.match(rf"^(\S+): already archived as record ({UUID})", line):
-            found[m.group(1)] = Outcome("duplicate", m.group(2))
-            current = None
-        elif m := re.match(r"^(\S+): \d+ records? sealed and verified in ", line):
-            current = found[m.group(1)] = Outcome("record")
-        elif (m := re.match(rf"^  record ({UUID}) ", line)) and current is not None:
-            current.detail = f"{current.detail} {m.group(1)}".strip()
-    for line in proc.err.splitlines():
-        for name, path in paths.items():
-            prefix = f"scanarchive: error: {path}: "
-            if line.startswith(prefix):
-                found[name] = Outcome("rejected", line.removeprefix(prefix))
-    return {name: outcome for name, outcome in found.items() if name in paths}
+    for doc in ingest_docs(proc.out):
+        name = names.get(doc["file"])
+        if name is None:
+            continue
+        ids = " ".join(record["id"] for record in doc["records"])
+        if doc["outcome"] == "duplicate":
+            found[name] = Outcome("duplicate", ids)
+        elif doc["outcome"] == "archived":
+            found[name] = Outcome("record", ids)
+        else:  # refused or failed: the one-line reason, as on stderr
+            found[name] = Outcome("rejected", doc["error"]["message"])
+    return found
 
 
 def crashed(proc: Proc) -> str:
@@ -156,9 +154,9 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     for name in FILES:
         shutil.copyfile(PEER / name, src / name)
     paths = {name: src / name for name in FILES}
-    batch = run(["--archive", str(archive), "ingest", *map(str, paths.values())], FILE_LIMIT * 2)
+    batch = run(["--archive", str(archive), "ingest", "--json", *map(str, paths.values())], FILE_LIMIT * 2)
     outcomes = parse_ingest(batch, paths) if batch.code is not None and not crashed(batch) else {}
-    # A crash stops the whole command before it prints anything: files it archived before that are
+    # A crash stops the whole command before it prints the files still in flight: files it archived are
     # gone from src/ and in the catalog; every other file without an outcome runs again, alone.
     archived, seen = records_by_sha(archive), set()
     for name in FILES:
@@ -169,7 +167,7 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     for name in FILES:
         if name in outcomes:
             continue
-        alone = run(["--archive", str(archive), "ingest", str(paths[name])], FILE_LIMIT)
+        alone = run(["--archive", str(archive), "ingest", "--json", str(paths[name])], FILE_LIMIT)
         if alone.code is None:
             outcomes[name] = Outcome("hang", f"no result within {FILE_LIMIT:.0f} s")
         elif why := crashed(alone):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kits.helpers import cli, find_plaintext, note_words, record_ids, render_note
+from tests.kits.helpers import cli, find_plaintext, note_words, record_ids_from_json, render_note
 
 
 def test_no_word_of_the_note_anywhere_on_disk_or_in_logs(
@@ -30,10 +30,10 @@ def test_no_word_of_the_note_anywhere_on_disk_or_in_logs(
     assert len(words) >= 10
 
     logs = ""
-    run = cli(capsys, "-v", "--archive", archive_dir, "ingest", src)
+    run = cli(capsys, "-v", "--archive", archive_dir, "ingest", src, "--json")
     assert run.code == 0, run.err
     logs += run.err
-    record = record_ids(run.out)[0]
+    record = record_ids_from_json(run.out)[0]
     # search for words that are in the note, so the index really holds its text
     for word in sorted(words)[:6]:
         run = cli(capsys, "-v", "--archive", archive_dir, "search", word, "--passphrase-file", passphrase_file)

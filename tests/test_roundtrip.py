@@ -18,7 +18,7 @@ from scanarchive.archive import sync
 from scanarchive.archive.layout import Archive
 from scanarchive.config import IngestSettings
 from scanarchive.pages.load import Scan
-from tests.kits.helpers import cli, note_words, record_ids, render_note, sha256
+from tests.kits.helpers import cli, ingest_docs, note_words, record_ids_from_json, render_note, sha256
 
 
 def _pdf_page_images(pdf_bytes: bytes) -> list[Image.Image]:
@@ -38,10 +38,12 @@ def _show(capsys: pytest.CaptureFixture[str], archive: Path, record: str, pw: Pa
 
 
 def _ingest_one(capsys: pytest.CaptureFixture[str], archive: Path, path: Path, *extra: str) -> str:
-    run = cli(capsys, "--archive", archive, "ingest", path, *extra)
+    run = cli(capsys, "--archive", archive, "ingest", path, *extra, "--json")
     assert run.code == 0, run.err
-    assert "verified; all" in run.out and "the paper may be shredded" in run.out
-    return record_ids(run.out)[0]
+    (doc,) = ingest_docs(run.out)
+    assert doc["outcome"] == "archived"
+    assert "verified; all" in doc["verdict"] and "the paper may be shredded" in doc["verdict"]
+    return record_ids_from_json(run.out)[0]
 
 
 def test_png_round_trip_search_and_exact_pixels(
@@ -102,6 +104,7 @@ def test_filters_and_no_match(
     assert json.loads(run.out)["count"] == 0
 
 
+@pytest.mark.slow
 def test_multipage_tiff_and_jpeg_and_pdf(
     archive_dir: Path, passphrase_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -186,3 +189,48 @@ def test_several_files_at_once_keep_their_order_and_dedupe(
     status = json.loads(cli(capsys, "--archive", archive_dir, "status", "--json").out)
     assert status["records"] == 2, "the same bytes twice make one record, even in parallel"
     assert bad.exists() and not twin.exists()
+
+
+def test_ingest_json_is_one_object_per_file_and_the_library_writes_the_audit(
+    archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scanarchive import audit
+    from tests.kits.badfiles import write_bad
+
+    image, lines = render_note(seed=83, noise=0, sentences=1, height_in=3)
+    first = tmp_path / "s83.png"
+    image.save(first, dpi=(300, 300))
+    twin = tmp_path / "s83-again.png"
+    twin.write_bytes(first.read_bytes())
+    bad = write_bad(tmp_path, "truncated png")
+    opts = ("--client", "C-7", "--date", "2026-11-03", "--json")
+    run = cli(capsys, "--archive", archive_dir, "ingest", "--jobs", "2", first, bad, twin, *opts)
+    assert run.code == 5, "the bad file's exit code, as without --json"
+    assert "error:" in run.err, "errors still go to stderr"
+    docs = ingest_docs(run.out)  # every stdout line is one file's object, in input order
+    assert [d["file"] for d in docs] == [str(first), str(bad), str(twin)]
+    assert [d["outcome"] for d in docs] == ["archived", "refused", "duplicate"]
+    archived, refused, duplicate = docs
+    (record,) = archived["records"]
+    assert record["client_code"] == "C-7" and record["session_date"] == "2026-11-03" and record["filed"]
+    assert record["pages"] == [1] and record["identified_by"] == "command line" and record["note"] == ""
+    assert record["record_class"] == "progress" and record["ocr_failed_pages"] == []
+    assert archived["source_removed"] and archived["error"] is None and archived["seconds"] > 0
+    assert "verified" in archived["verdict"]
+    assert refused["error"]["kind"] == "InputRejected" and refused["error"]["exit_code"] == 5
+    assert refused["error"]["message"] and refused["error"]["hint"] and not refused["source_removed"]
+    assert [r["id"] for r in duplicate["records"]] == [record["id"]]
+    assert not {w for w in note_words(lines) if w in run.out.lower()}, "never OCR text"
+    entries = [e for e in audit.show(audit.log_path(archive_dir)) if e["event"] == "ingest"]
+    assert sorted(e["duplicate"] for e in entries) == [False, True], "one entry per file that went in"
+    assert all(e["records"] == [record["id"]] for e in entries)
+
+
+def test_ingest_files_writes_each_files_audit_entry(archive_dir: Path, small_scan: Path) -> None:
+    from scanarchive import audit
+    from scanarchive.ingest.batch import ingest_files
+
+    ((_, result),) = ingest_files(archive_dir, [small_scan], 1)
+    assert not isinstance(result, Exception)
+    (entry,) = [e for e in audit.show(audit.log_path(archive_dir)) if e["event"] == "ingest"]
+    assert entry["records"] == [result.record_id] and entry["source_removed"] is True

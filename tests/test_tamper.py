@@ -12,7 +12,7 @@ import pytest
 from scanarchive.archive.layout import Archive
 from scanarchive.crypto import seal
 from scanarchive.errors import IntegrityError
-from tests.kits.helpers import cli, record_ids, render_note
+from tests.kits.helpers import cli, record_ids_from_json, render_note
 
 
 def _flip(at: Callable[[bytes, seal.Header], int]) -> Callable[[bytes, seal.Header], bytes]:
@@ -43,9 +43,9 @@ def stored(archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     image, _ = render_note(seed=8, noise=25)  # noise makes the scan span several 64 KiB chunks
     src = tmp_path / "noisy.png"
     image.save(src, dpi=(300, 300))
-    run = cli(capsys, "--archive", archive_dir, "ingest", src)
+    run = cli(capsys, "--archive", archive_dir, "ingest", src, "--json")
     assert run.code == 0, run.err
-    record = record_ids(run.out)[0]
+    record = record_ids_from_json(run.out)[0]
     with Archive(archive_dir) as archive:
         blob_path = archive.store.path_for(archive.catalog.record(record).blob_sha256)
     assert blob_path.stat().st_size > 3 * seal.CHUNK
@@ -91,8 +91,8 @@ def test_blob_swapped_between_records_is_detected(
         image, _ = render_note(seed=seed, noise=0, sentences=1, height_in=3)
         src = tmp_path / f"s{seed}.png"
         image.save(src)
-        run = cli(capsys, "--archive", archive_dir, "ingest", src)
-        ids.append(record_ids(run.out)[0])
+        run = cli(capsys, "--archive", archive_dir, "ingest", src, "--json")
+        ids.append(record_ids_from_json(run.out)[0])
     with Archive(archive_dir) as archive:
         a, b = (archive.catalog.record(i) for i in ids)
         with archive.catalog.transaction() as db:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scanarchive.errors import IntegrityError, WrongPassphrase
-from tests.kits.helpers import cli, record_ids, render_note
+from tests.kits.helpers import cli, record_ids_from_json, render_note
 
 
 @pytest.fixture
@@ -19,10 +19,10 @@ def stored(archive_dir: Path, passphrase_file: Path, tmp_path: Path, capsys: pyt
     image, _ = render_note(seed=71, sentences=2, height_in=3)
     src = tmp_path / "n.png"
     image.save(src, dpi=(300, 300))
-    run = cli(capsys, "--archive", archive_dir, "ingest", src, "--client", "C-1", "--date", "2026-11-01")
+    run = cli(capsys, "--archive", archive_dir, "ingest", src, "--client", "C-1", "--date", "2026-11-01", "--json")
     assert run.code == 0, run.err
     assert cli(capsys, "--archive", archive_dir, "search", "anything", "--passphrase-file", passphrase_file).code == 0
-    return record_ids(run.out)[0]
+    return record_ids_from_json(run.out)[0]
 
 
 def _flip(path: Path, at: int) -> None:

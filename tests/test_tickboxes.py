@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from scanarchive.archive.layout import Archive
 from scanarchive.demo import synth
 from scanarchive.pages import sheets, templates
-from tests.kits.helpers import cli, record_ids
+from tests.kits.helpers import cli, record_ids_from_json
 
 
 def _print(archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> Image.Image:
@@ -60,6 +60,7 @@ def _boxes(archive: Path, passphrase_file: Path, record: str) -> dict[str, str]:
     return page.boxes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["progress", "risk"])
 def test_every_box_is_read_right_or_reported_unclear_never_wrong(
     name: str, archive_dir: Path, passphrase_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -74,9 +75,9 @@ def test_every_box_is_read_right_or_reported_unclear_never_wrong(
         top = sheets.content_top(code.text)
         path = tmp_path / f"{name}-{variant}.jpg"
         path.write_bytes(_scan(_tick(page, template, top, plan, seed=variant), dpi, rotate, seed=variant))
-        run = cli(capsys, "--archive", archive_dir, "ingest", path)
+        run = cli(capsys, "--archive", archive_dir, "ingest", path, "--json")
         assert run.code == 0, run.err
-        read = _boxes(archive_dir, passphrase_file, record_ids(run.out)[0])
+        read = _boxes(archive_dir, passphrase_file, record_ids_from_json(run.out)[0])
         assert set(read) == set(template.keys)
         for key, mark in plan.items():
             expected = "empty" if mark == "none" else "ticked"
@@ -116,13 +117,14 @@ def test_an_old_sheet_reads_by_its_own_template_version(
     top = sheets.content_top(sheets.read_page_code(page, b"", "").text)
     path = tmp_path / "old.jpg"
     path.write_bytes(_scan(_tick(page, v1, top, plan, seed=1), 300, 0.5, seed=1))
-    run = cli(capsys, "--archive", archive_dir, "ingest", path)
+    run = cli(capsys, "--archive", archive_dir, "ingest", path, "--json")
     assert run.code == 0, run.err
-    read = _boxes(archive_dir, passphrase_file, record_ids(run.out)[0])
+    read = _boxes(archive_dir, passphrase_file, record_ids_from_json(run.out)[0])
     assert set(read) == set(v1.keys), "read with version 1's boxes"
     assert {k: ("ticked" if v == "check" else "empty") for k, v in plan.items()} == read
 
 
+@pytest.mark.slow
 def test_search_by_ticked_box_returns_exactly_those_records(
     archive_dir: Path, passphrase_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,9 +138,9 @@ def test_search_by_ticked_box_returns_exactly_those_records(
         plan = {k: ("cross" if k in ticked else "none") for k in template.keys}
         path = tmp_path / f"s{n}.jpg"
         path.write_bytes(_scan(_tick(page, template, top, plan, seed=n), 300, 0.0, seed=n))
-        run = cli(capsys, "--archive", archive_dir, "ingest", path)
+        run = cli(capsys, "--archive", archive_dir, "ingest", path, "--json")
         assert run.code == 0, run.err
-        ids[record_ids(run.out)[0]] = ticked
+        ids[record_ids_from_json(run.out)[0]] = ticked
 
     def found(*args: str) -> set[str]:
         run = cli(capsys, "--archive", archive_dir, "search", *args, "--json", "--passphrase-file", passphrase_file)

@@ -45,6 +45,7 @@ def _write_slowly(path: Path, data: bytes, chunks: int, pause: float) -> None:
             time.sleep(pause)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(archive_dir: Path, drop: Path, tmp_path: Path) -> None:
     rng = random.Random(20261127)
     scans = [small_scan_bytes(seed) for seed in range(100, 150)]
@@ -85,6 +86,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(archive_dir: Pat
     assert "Traceback" not in log.read_text()
 
 
+@pytest.mark.slow
 def test_a_file_written_over_ten_seconds_is_taken_only_when_complete(
     archive_dir: Path, drop: Path, tmp_path: Path
 ) -> None:
@@ -141,6 +143,7 @@ def test_scans_uploaded_slowly_over_ftp_arrive_as_intact_records(
     assert not (drop / "failed").exists()
 
 
+@pytest.mark.slow
 def test_a_burst_of_300_scans_is_archived_once_each(archive_dir: Path, drop: Path, tmp_path: Path) -> None:
     scans = [small_scan_bytes(seed)[0] for seed in range(1000, 1300)]
     for n, data in enumerate(scans):
@@ -172,6 +175,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_loses_nothing_and_ingest_resumes(
     small_disk: Path, tmp_path: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 from scanarchive.cli.common import client_code, iso_date, open_archive, record_class
-from scanarchive.errors import ScanarchiveError, UsageError, report
-from scanarchive.ingest.batch import ingest_files
+from scanarchive.errors import InputRejected, ScanarchiveError, UsageError, report
+from scanarchive.ingest.batch import iter_ingest_files
 from scanarchive.ingest.pipeline import IngestResult
 
 
@@ -37,6 +39,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         metavar="N",
         help="scan files processed at once (default: ingest.jobs, 0 = one per CPU core)",
     )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per file (JSON Lines, in input order) instead of the text; errors still go to stderr",
+    )
     p.set_defaults(func=cmd_ingest)
 
 
@@ -46,7 +53,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not 0 <= args.jobs <= 64:
             raise UsageError("--jobs must be between 0 and 64")
         jobs = args.jobs or archive.config.ingest.effective_jobs
-        outcomes = ingest_files(
+        outcomes = iter_ingest_files(
             archive.root,
             list(args.files),
             jobs,
@@ -55,18 +62,63 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             record_class=args.record_class,
             keep_source=args.keep_source,
         )
-        for path, result in outcomes:
+        for path, result in outcomes:  # each file as it is done; the library has written its audit entry
+            if args.json:
+                print(json.dumps(result_document(path, result)), flush=True)
             if isinstance(result, ScanarchiveError):
                 result.message = f"{path}: {result.message}"
                 status = status or report(result, debug=args.debug)
-                continue
-            archive.audit("ingest", **result.audit_fields(), source_removed=result.source_removed)
-            print_result(path.name, result)
-            if result.source_removed:
-                print("  The scan file was removed.")
-            elif args.keep_source:
-                print("  The scan file was kept (--keep-source).")
+            elif not args.json:
+                print_result(path.name, result)
+                if result.source_removed:
+                    print("  The scan file was removed.")
+                elif args.keep_source:
+                    print("  The scan file was kept (--keep-source).")
+                sys.stdout.flush()
     return status
+
+
+def result_document(path: Path, result: IngestResult | ScanarchiveError) -> dict[str, object]:
+    """One file's outcome for `ingest --json`: ids, codes, page numbers and checks; never OCR text."""
+    doc: dict[str, object] = {"file": str(path), "name": path.name}
+    if isinstance(result, ScanarchiveError):
+        doc["outcome"] = "refused" if isinstance(result, InputRejected) else "failed"
+        doc["error"] = {
+            "kind": type(result).__name__,
+            "exit_code": result.exit_code,
+            "message": result.message,
+            "hint": result.hint,
+        }
+        doc.update(records=[], source_removed=False, blank_pages=[], quality=[], verdict="")
+        doc.update(seconds=None, ocr_seconds=None)
+        return doc
+    doc["outcome"] = "duplicate" if result.duplicate else "archived"
+    doc["error"] = None
+    doc["records"] = [
+        {
+            "id": r.record_id,
+            "client_code": r.client_code,
+            "session_date": r.session_date,
+            "record_class": r.record_class,
+            "filed": r.filed,
+            "pages": r.source_pages,
+            "ocr_failed_pages": r.ocr_failed_pages,
+            "identified_by": r.identified_by,
+            "note": r.note,
+        }
+        for r in result.records
+    ]
+    doc["source_removed"] = result.source_removed
+    doc["blank_pages"] = result.blank_pages
+    doc["quality"] = [
+        {"page": q.page, "problems": q.problems, "warnings": q.warnings}
+        for q in result.quality
+        if (q.problems or q.warnings) and not q.blank
+    ]
+    doc["verdict"] = result.verdict
+    doc["seconds"] = round(result.seconds, 3)
+    doc["ocr_seconds"] = round(result.ocr_seconds, 3)
+    return doc
 
 
 def print_result(name: str, result: IngestResult) -> None:

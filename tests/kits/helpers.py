@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -89,6 +91,25 @@ def render_note(
     return image, lines
 
 
-def record_ids(out: str) -> list[str]:
-    """The record ids an `ingest` printed, in order."""
-    return re.findall(r"record ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", out)
+def ingest_docs(out: str, *, strict: bool = True) -> list[dict[str, Any]]:
+    """The per-file objects an `ingest --json` printed (JSON Lines, in input order).
+
+    strict: stdout must hold nothing else. Otherwise lines that are not whole objects (the last line of a
+    process killed while writing it) are left out."""
+    docs: list[dict[str, Any]] = []
+    for line in out.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            assert not strict, f"not a JSON line in ingest --json output: {line!r}"
+            continue
+        if isinstance(doc, dict) and "outcome" in doc:
+            docs.append(doc)
+        else:
+            assert not strict, f"not an ingest --json object: {line!r}"
+    return docs
+
+
+def record_ids_from_json(out: str) -> list[str]:
+    """The record ids an `ingest --json` reported (archived or already archived), file by file, in order."""
+    return [record["id"] for doc in ingest_docs(out) for record in doc["records"]]
