@@ -16,7 +16,7 @@ import pytest
 from scanarchive.archive.layout import Archive
 from scanarchive.crypto import seal
 from scanarchive.errors import ConfigError, IntegrityError, RecordDestroyed
-from tests.kits.helpers import cli, find_plaintext, note_words, record_ids, render_note
+from tests.kits.helpers import cli, find_plaintext, note_words, record_ids_from_json, render_note
 
 TODAY = "2040-01-01"  # far enough that a 2026 session is due under a 7-year rule
 
@@ -31,9 +31,9 @@ def history(archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
         image, lines = render_note(seed=seed, sentences=2, height_in=3.5)
         src = tmp_path / f"n{n}.png"
         image.save(src, dpi=(300, 300))
-        run = cli(capsys, "--archive", archive_dir, "ingest", src, "--client", client, "--date", day)
+        run = cli(capsys, "--archive", archive_dir, "ingest", src, "--client", client, "--date", day, "--json")
         assert run.code == 0, run.err
-        lines_by_record[record_ids(run.out)[0]] = lines
+        lines_by_record[record_ids_from_json(run.out)[0]] = lines
     assert (
         cli(
             capsys,
@@ -155,6 +155,7 @@ def test_after_purge_nothing_of_the_note_remains_and_old_copies_are_noise(
     code, doc, err = _purge(archive_dir)
     assert code == 0, err
     assert sorted(doc["destroyed"]) == sorted(c1)
+    assert not [p.name for p in archive_dir.glob("index.db*")], "the index is dropped at once, before any search"
 
     with Archive(archive_dir) as archive:
         assert not archive.store.path_for(record.blob_sha256).exists(), "the blob is gone"

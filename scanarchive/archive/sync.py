@@ -162,6 +162,12 @@ def _open_index_file(path: Path, key: bytes) -> SearchIndex:
         os.umask(old_umask)
 
 
+def drop_index(archive: Archive) -> None:
+    """Delete index.db and its journal files: derived data, rebuilt from the sealed records at the next
+    unlock. Needs no key, so the unattended purge can make sure no destroyed word stays in it."""
+    _remove_index(archive.root / INDEX)
+
+
 def _remove_index(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(str(path) + suffix).unlink(missing_ok=True)

@@ -20,9 +20,10 @@ Destroying a record, in this order:
   2. the blob is deleted from objects/ — and since its key is gone, every
      backup copy of the blob is noise from now on;
   3. the certificate (certificates/<id>.json and .txt) is written from the tombstone;
-  4. after all records: the WAL is checkpointed and truncated, and the catalog
-     notes that the search index must drop those records and be re-keyed at
-     its next unlock (purge holds no key to open it).
+  4. after all records: the WAL is checkpointed and truncated, and index.db is
+     deleted (it is derived data, and purge holds no key to open it, so no
+     destroyed word may wait in it for the next search); the catalog notes
+     that the index rebuilt at the next unlock must be re-keyed.
 
 A crash between 1 and 3 is repaired by the next purge, which writes any
 missing certificate from its tombstone. Purges that destroy run one at a time
@@ -46,6 +47,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from scanarchive.archive import sync
 from scanarchive.archive.layout import Archive
 from scanarchive.clock import now_utc
 from scanarchive.errors import ConfigError
@@ -176,7 +178,7 @@ def execute(archive: Archive, plan: PurgePlan, *, dry_run: bool = False) -> list
                 **({"client": r.record.client_code} if r.record.client_code else {}),
             )
             destroyed.append(destroy(archive, r, plan.approval))
-        finish(archive)
+        finish(archive, len(destroyed))
     archive.audit(
         "purge",
         records=[d.record_id for d in destroyed],
@@ -237,9 +239,11 @@ def destroy(archive: Archive, review: Review, approval: str) -> Destroyed:
     return Destroyed(record.id, write_certificate(archive, record.id))
 
 
-def finish(archive: Archive) -> None:
-    """After a purge: no deleted row may linger in the write-ahead log."""
+def finish(archive: Archive, destroyed: int) -> None:
+    """After a purge: no deleted row may linger in the write-ahead log, nor a destroyed word in the index."""
     archive.catalog.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if destroyed:
+        sync.drop_index(archive)
 
 
 def repair_certificates(archive: Archive) -> list[Path]:
