@@ -125,7 +125,8 @@ def test_a_page_that_times_out_is_flagged_and_the_rest_is_indexed(
     fake_tesseract: Path, archive_dir: Path, passphrase_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     real = tesseract.executable()
-    fake_tesseract.write_text(HANGS_ONCE.format(real=real, flag=tmp_path / "hung-once"))
+    # the flag goes in the engine's private folder: the parser sandbox lets it write nowhere else
+    fake_tesseract.write_text(HANGS_ONCE.format(real=real, flag="$TMPDIR/hung-once"))
     fake_tesseract.chmod(0o755)
     tesseract.executable.cache_clear()
     set_config(archive_dir, timeout=3, engines='["tesseract"]', jobs=1)  # one page at a time: page 1 hangs

@@ -161,6 +161,7 @@ def test_source_changed_during_ingest_is_kept(
         return original(scan, settings, pages)
 
     monkeypatch.setattr(pdf, "build_pdf", build_and_touch)
+    monkeypatch.setenv("SCANARCHIVE_PARSER_SANDBOX", "off")  # the patched build_pdf runs in this process only
     with Archive(archive_dir) as archive:
         result = pipeline.ingest_file(archive, small_scan)
     assert not result.source_removed

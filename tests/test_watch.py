@@ -111,6 +111,8 @@ def test_watcher_keeps_running_through_bad_files(archive_dir: Path, drop: Path, 
             (drop / f"good{n}.png").write_bytes(data)
         wait_for(lambda: len(source_hashes(archive_dir)) == 2, 120, "the good scans after the bad ones")
         wait_for(lambda: not drop_files(drop), 60, "an empty drop folder")
+        # each file is read in its own parser child (~0.7 s a start): the notes may trail the good scans
+        wait_for(lambda: len(list((drop / "failed").iterdir())) >= len(BAD_FILES), 60, "a note for each bad file")
         assert proc.poll() is None, "the watcher is still running"
         assert len(list((drop / "failed").iterdir())) == len(BAD_FILES)
     finally:

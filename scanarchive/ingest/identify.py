@@ -4,6 +4,9 @@
     group     a new sheet starts a record; plain pages continue the one before
     metadata  sheet code > command line > file-name pattern > unfiled
 
+Nothing here touches the archive: the caller hands in the settings, the sheet
+key and the archive's id prefix (ingest/analyse.py runs this in the parser child).
+
 Misfiling is the worst outcome, so every doubt leaves a record unfiled: a
 damaged or foreign code starts an unfiled record (never appended to the
 previous client's note), and a code that disagrees with --client/--date/--class
@@ -19,7 +22,7 @@ from datetime import date
 
 from PIL import Image
 
-from scanarchive.archive.layout import Archive
+from scanarchive.config import IngestSettings
 from scanarchive.errors import InputRejected
 from scanarchive.names import CLIENT_CODE
 from scanarchive.pages import load, qc, sheets, templates
@@ -49,10 +52,9 @@ class RecordOutcome:
         return self.client_code is not None and self.session_date is not None
 
 
-def look_at_pages(archive: Archive, scan: load.Scan) -> list[PageLook]:
-    settings = archive.config.ingest
-    key = archive.catalog.sheet_key()
-    archive8 = archive.config.archive8
+def look_at_pages(scan: load.Scan, settings: IngestSettings, key: bytes, archive8: str) -> list[PageLook]:
+    """Every page once. `key` and `archive8` (the archive's sheet key and id prefix) verify sheet codes; no
+    archive is needed, so this runs in the parser sandbox (ingest/parser.py)."""
     looks = []
     for number, image, dpi in load.iter_analysis_pages(scan, settings, settings.ocr_timeout_seconds):
         if image is None:

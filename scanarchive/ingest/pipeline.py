@@ -1,10 +1,11 @@
 """One scan file -> one or more sealed, verified records. The stages, in order:
 
-    check     magic bytes, size, pixel and page limits              (pages.load)
-    look      each page once: sheet code, quality, blank            (pages.sheets, pages.qc)
-    identify  split where a new sheet starts; sheet > file name > unfiled   (ingest.identify)
-    ocr       every kept page, in parallel engine processes          (ocr)
-    build     each record's PDF, lossless                            (pages.pdf)
+    read      once, regular files only; a duplicate (same SHA-256) stops here, never parsed
+    check     magic bytes, size, pixel and page limits              (pages.load)       \
+    look      each page once: sheet code, quality, blank            (pages.sheets, pages.qc)  | ingest.analyse,
+    identify  split where a new sheet starts; sheet > file name > unfiled   (ingest.identify) | in the parser
+    ocr       every kept page, in parallel engine processes          (ocr)              | child (Landlock,
+    build     each record's PDF, lossless                            (pages.pdf)       /  no network)
     seal      one random key per record, STREAM AEAD                 (crypto.seal)
     store     blobs temp -> fsync -> rename; ONE catalog transaction for all records of the file
     verify    re-read every blob from disk and decrypt it
@@ -22,6 +23,7 @@ import logging
 import os
 import stat
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,10 +35,9 @@ from scanarchive.clock import now_utc
 from scanarchive.crypto import keys
 from scanarchive.errors import InputRejected, IntegrityError, TransientError
 from scanarchive.fsio import fsync_dir, open_regular, read_fd
-from scanarchive.ingest import identify
-from scanarchive.ocr import document, engine, ensemble
-from scanarchive.pages import load, pdf, poppler, qc, sheets
-from scanarchive.tempdir import private_tempdir
+from scanarchive.ingest import analyse, identify
+from scanarchive.ocr import engine
+from scanarchive.pages import qc
 
 log = logging.getLogger(__name__)
 
@@ -153,71 +154,50 @@ def ingest_file(
         ]
         return IngestResult(outcomes, duplicate=True, source_removed=removed)
 
-    scan = load.check(data, settings)  # check
-    if scan.kind == "pdf":
-        poppler.executable()  # a missing engine is a setup problem: stop before anything is written
-    looks = identify.look_at_pages(archive, scan)  # look
-    groups = identify.group_pages(looks)  # identify
-    if not groups:
-        raise InputRejected("every page of the scan is blank", hint="Check the scanner fed the written side.")
-    blank = [look.number for look in looks if look.quality.blank]
     name_client, name_date = identify.filename_metadata(
         archive.config.identify.filename_pattern, source_name or path.name
+    )  # in this process: the parser child never sees a file name
+    request = analyse.Request(
+        settings,
+        archive.catalog.sheet_key(),
+        archive.config.archive8,
+        client,
+        session_date,
+        record_class,
+        name_client,
+        name_date,
+        retry_if_ocr_timed_out,
     )
-
-    kept = [n for g in groups for n in g.pages]
-    orientation = {look.number: look.code.orientation for look in looks if look.code.status is sheets.QrStatus.VALID}
-    ocr_started = time.perf_counter()
-    with private_tempdir() as tmpdir:  # ocr
-        page_texts = engine.run_pages(
-            load.iter_ocr_pages(scan, settings, settings.ocr_timeout_seconds, only=set(kept), turn=orientation),
-            recogniser or ensemble.recogniser(settings, tmpdir),
-            settings.effective_jobs,
-        )
-    ocr_seconds = time.perf_counter() - ocr_started
-    if retry_if_ocr_timed_out and page_texts and all(p.status == "timeout" for p in page_texts):
-        raise TransientError("OCR timed out on every page; the scan will be tried again later")
-    by_page = {p.page: p for p in page_texts}
-    for look in looks:
-        if look.boxes and look.number in by_page:
-            by_page[look.number].boxes = look.boxes
+    found = analyse.run(request, data, recogniser)  # check, look, identify, ocr, build: in the parser child
+    del data
 
     prepared: list[_Prepared] = []
-    quality = {look.number: look.quality for look in looks}
-    whole_file = len(groups) == 1 and not blank
-    for group in groups:
-        outcome = identify.metadata(group, client, session_date, record_class, name_client, name_date)
-        record_pdf = pdf.build_pdf(scan, settings, None if whole_file else group.pages)  # build
-        texts = []
-        for position, number in enumerate(group.pages, start=1):
-            text = by_page[number]
-            texts.append(document.PageText(position, text.status, text.reason, text.engine, text.words, text.boxes))
-        outcome.ocr_failed_pages = [t.page for t in texts if t.status != "ok"]
-        ocr_doc = document.to_json(texts, sorted({t.engine for t in texts if t.engine}))
+    for analysed in found.records:
+        outcome = analysed.outcome
+        outcome.record_id = str(uuid.uuid4())  # chosen here, never by the child
         record_key = os.urandom(32)  # seal, store
-        digest, size = sealed.write(archive.store, record_key, outcome.record_id, {"pdf": record_pdf, "ocr": ocr_doc})
+        sections = {"pdf": analysed.pdf, "ocr": analysed.ocr_doc}
+        digest, size = sealed.write(archive.store, record_key, outcome.record_id, sections)
         row = RecordRow(
             seq=0,
             id=outcome.record_id,
             client_code=outcome.client_code,
             session_date=outcome.session_date,
             record_class=outcome.record_class,
-            page_count=len(group.pages),
+            page_count=len(outcome.source_pages),
             ocr_failed_pages=tuple(outcome.ocr_failed_pages),
             source_sha256=source_sha,
-            source_kind=scan.kind,
+            source_kind=found.kind,
             blob_sha256=digest,
             blob_size=size,
             created_at=now_utc(),
             status="sealed",
-            source_pages=_format_pages(group.pages),
-            blank_pages=group.blank,
+            source_pages=_format_pages(outcome.source_pages),
+            blank_pages=analysed.blank,
             identified_by=outcome.identified_by,
         )
-        wrapped = keys.wrap(record_key, archive.config.recipient, record_context(outcome.record_id))
-        prepared.append(
-            _Prepared(row, wrapped, record_key, record_pdf, ocr_doc, outcome, [quality[n] for n in group.pages])
-        )
+        wrapped = keys.wrap(record_key, archive.sealing_recipient(), record_context(outcome.record_id))
+        prepared.append(_Prepared(row, wrapped, record_key, analysed.pdf, analysed.ocr_doc, outcome, analysed.quality))
 
     with archive.catalog.transaction():  # one transaction: the whole stack or nothing
         for item in prepared:
@@ -247,12 +227,12 @@ def ingest_file(
         raise
     removed = _release(path, source_sha, keep_source)  # release
     seconds = time.perf_counter() - started
-    all_quality = [look.quality for look in looks]
-    verdict = qc.summary(all_quality, len(kept))
     for item in prepared:
         log.debug("record %s sealed: %d pages", item.outcome.record_id, len(item.outcome.source_pages))
     outcomes = [item.outcome for item in prepared]
-    return IngestResult(outcomes, False, removed, seconds, ocr_seconds, blank, all_quality, verdict)
+    return IngestResult(
+        outcomes, False, removed, seconds, found.ocr_seconds, found.blank_pages, found.quality, found.verdict
+    )
 
 
 def _format_pages(pages: list[int]) -> str:
