@@ -123,6 +123,7 @@ FIELDS: Final[Mapping[str, str]] = {
     "record": "uuid",
     "records": "uuids",
     "damaged": "uuids",  # records found damaged (verify)
+    "refused": "uuids",  # due records a purge kept: a decision behind them does not verify (checkpoint.json)
     "item": "uuid",  # a quarantine entry
     "client": "client",
     "clients": "clients",

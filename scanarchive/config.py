@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from scanarchive.crypto.keys import Recipient
+from scanarchive.crypto.keys import DecisionKey, Recipient
 from scanarchive.errors import ConfigError
 from scanarchive.fsio import write_atomic
 
@@ -146,6 +146,7 @@ class ArchiveConfig:
     drop: DropSettings = field(default_factory=DropSettings)
     identify: IdentifySettings = field(default_factory=IdentifySettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    decision_key: DecisionKey | None = None  # pinned verification key of signed decisions; None: not upgraded yet
 
     @property
     def archive8(self) -> str:
@@ -169,6 +170,7 @@ def parse_config(text: str) -> ArchiveConfig:
     try:
         archive_id = str(archive["id"])
         recipient = Recipient.decode(str(archive["recipient"]))
+        decision_key = DecisionKey.decode(str(archive["decision_key"])) if "decision_key" in archive else None
     except KeyError as exc:
         raise ConfigError(f"config.toml lacks archive.{exc.args[0]}") from exc
     version = archive.get("format_version", 1)
@@ -180,6 +182,7 @@ def parse_config(text: str) -> ArchiveConfig:
     return ArchiveConfig(
         archive_id=archive_id,
         recipient=recipient,
+        decision_key=decision_key,
         ingest=_settings(IngestSettings, doc, "ingest"),
         drop=_settings(DropSettings, doc, "drop"),
         identify=_settings(IdentifySettings, doc, "identify"),
@@ -196,8 +199,9 @@ def _settings(cls: type[_T], doc: dict[str, Any], name: str) -> _T:
     return cls(**table)
 
 
-def set_retention(path: Path, presets: list[str], allow_unconfirmed: bool) -> None:
-    """Rewrite [retention] presets (and allow_unconfirmed) in config.toml, keeping every comment."""
+def set_retention(path: Path, presets: list[str], allow_unconfirmed: bool, approval: str | None = None) -> None:
+    """Rewrite [retention] presets and allow_unconfirmed (and approval, if given) in config.toml,
+    keeping every comment."""
     text = path.read_text(encoding="utf-8")
     listed = "[" + ", ".join(f'"{p}"' for p in presets) + "]"
     if "[retention]" not in text:
@@ -210,8 +214,27 @@ def set_retention(path: Path, presets: list[str], allow_unconfirmed: bool) -> No
         tail,
         count=1,
     )
+    if approval is not None:
+        if re.search(r"(?m)^approval = .*$", tail):
+            tail = re.sub(r"(?m)^approval = .*$", lambda _m: f'approval = "{approval}"', tail, count=1)
+        else:
+            tail = tail.replace("\n", f'\napproval = "{approval}"\n', 1)
     new = head + "[retention]" + tail
     parse_config(new)  # never write a config that does not load
+    write_atomic(path, new.encode("utf-8"))
+
+
+def pin_decision_key(path: Path, key: DecisionKey) -> None:
+    """Set [archive] decision_key in config.toml (after `recipient = …`, or replacing the line), keeping
+    every comment; the result is parsed before it is written."""
+    text = path.read_text(encoding="utf-8")
+    line = f'decision_key = "{key.encode()}"'
+    if re.search(r"(?m)^decision_key = .*$", text):
+        new = re.sub(r"(?m)^decision_key = .*$", lambda _m: line, text, count=1)
+    else:
+        new = re.sub(r"(?m)^(recipient = .*)$", lambda m: m.group(1) + "\n" + line, text, count=1)
+    if parse_config(new).decision_key != key:
+        raise ConfigError("config.toml could not be given the archive's decision key")
     write_atomic(path, new.encode("utf-8"))
 
 

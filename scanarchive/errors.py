@@ -107,6 +107,16 @@ class RecordDestroyed(ScanarchiveError):
     hint = "Its destruction certificate is in the archive's certificates/ folder."
 
 
+class RolledBack(IntegrityError):
+    """The catalog (or audit log) is older than the state an interactive command last signed."""
+
+    exit_code = 12
+    hint = (
+        "Someone put back an older catalog.db (or audit.log). Nothing was changed. Restore the newest copy "
+        "from your backups; if the old copy is what you meant to restore, see 'retention re-sign' in docs/errors.md."
+    )
+
+
 class Interrupted(ScanarchiveError):
     exit_code = 130
     hint = "Stopped before finishing; nothing was deleted. Run the command again."
@@ -129,6 +139,7 @@ EXIT_CODES: dict[str, int] = {
         EngineMissing,
         WatcherRunning,
         RecordDestroyed,
+        RolledBack,
         Interrupted,
     )
 }

@@ -54,9 +54,45 @@ def _write_all(fd: int, data: bytes) -> None:
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def write_new_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Create `path` (never over an existing file or through a link) and fsync it."""
-    _write_all(os.open(path, _NEW, mode), data)
+# --- modes that follow the folder (separated accounts, docs/threat-model.md) -----------------
+
+
+def folder_mode(folder: Path | int, mode: int, *, writable_by_group: bool = False) -> int:
+    """The mode for a new file in `folder`: `mode` itself, or, in a setgid folder (the separated
+    accounts' layout: the group is the one the watcher and the archive owner share), `mode` with the
+    owner's read (and execute) bits also given to the group, as far as the folder's group has them.
+    Group write only when asked (`writable_by_group`): the watcher may read config.toml, never write it."""
+    st = os.fstat(folder) if isinstance(folder, int) else os.stat(folder)
+    if not st.st_mode & stat.S_ISGID:
+        return mode
+    allowed = (st.st_mode >> 3) & (0o7 if writable_by_group else 0o5)
+    return (mode & ~0o070) | ((((mode >> 6) & 0o7) & allowed) << 3)
+
+
+def make_dir(path: Path, mode: int = 0o700, *, writable_by_group: bool = True) -> None:
+    """mkdir `path` (FileExistsError if it exists). In a setgid parent it gets the parent's mode
+    (setgid, and sticky if the parent has it: see folder_mode), without group write and sticky
+    when not `writable_by_group`; umask does not narrow it."""
+    os.mkdir(path, mode)
+    parent = os.stat(path.parent).st_mode
+    if parent & stat.S_ISGID:
+        shared = stat.S_IMODE(parent) & ~0o007
+        os.chmod(path, shared if writable_by_group else shared & ~(stat.S_ISVTX | stat.S_IWGRP))
+
+
+def _open_new(path: Path | str, mode: int, *, dir_fd: int | None = None, private: bool = False) -> int:
+    folder: Path | int = dir_fd if dir_fd is not None else Path(path).parent
+    want = mode if private else folder_mode(folder, mode)
+    fd = os.open(path, _NEW, want, dir_fd=dir_fd)
+    if want != mode:
+        os.fchmod(fd, want)  # the umask (0077 in the units) would take the group's bits away again
+    return fd
+
+
+def write_new_file(path: Path, data: bytes, mode: int = 0o600, *, private: bool = False) -> None:
+    """Create `path` (never over an existing file or through a link) and fsync it. Its mode follows
+    a setgid folder (folder_mode) unless `private`."""
+    _write_all(_open_new(path, mode, private=private), data)
 
 
 def write_new_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -74,14 +110,15 @@ def write_new_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, private: bool = False) -> None:
     """Write a file so that a crash leaves either the old file or the whole new one.
 
     The temp file has a random name and is created O_EXCL|O_NOFOLLOW: a link planted at a
-    temp name is never followed, and rename() replaces a link at `path` rather than its target."""
+    temp name is never followed, and rename() replaces a link at `path` rather than its target.
+    Its mode follows a setgid folder (folder_mode) unless `private` (identity.enc)."""
     tmp = path.with_name(_tmp_name(path.name))
     try:
-        _write_all(os.open(tmp, _NEW, mode), data)
+        _write_all(_open_new(tmp, mode, private=private), data)
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except OSError as exc:
@@ -103,7 +140,7 @@ def write_new_in(dir_fd: int, name: str, data: bytes, mode: int = 0o600) -> None
     """Create `name` in the folder `dir_fd` whole or not at all, never over anything already there
     (FileExistsError) and never through a link: random temp name, O_EXCL|O_NOFOLLOW, fsync, link."""
     tmp = _tmp_name(name)
-    _write_all(os.open(tmp, _NEW, mode, dir_fd=dir_fd), data)
+    _write_all(_open_new(tmp, mode, dir_fd=dir_fd), data)
     try:
         os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
         os.fsync(dir_fd)

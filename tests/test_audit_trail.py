@@ -24,8 +24,10 @@ import pytest
 from scanarchive import audit
 from scanarchive.archive import filing
 from scanarchive.archive.layout import Archive
+from scanarchive.crypto.keys import Identity
 from scanarchive.errors import UsageError
 from scanarchive.retention import approvals, clients, holds, purge, review
+from tests.conftest import PASSPHRASE
 from tests.kits.helpers import cli
 
 CLIENT = "C-0001"
@@ -59,39 +61,44 @@ class EntryPoint:
 # --- the calls ----------------------------------------------------------------
 
 
+def _me(a: Archive) -> Identity:
+    """Decisions are signed: they need the unlocked identity."""
+    return a.unlock(PASSPHRASE)
+
+
 def _client_save(w: World) -> None:
     with w.open() as a:
-        clients.save(a, "C-0002", {"date_of_birth": "1990-01-01", "termination": ""}, create=True)
+        clients.save(a, "C-0002", {"date_of_birth": "1990-01-01", "termination": ""}, create=True, identity=_me(a))
 
 
 def _use_presets(w: World) -> None:
     with w.open() as a:
-        review.use_presets(a, ["us_tx_lpc"], allow_unconfirmed=False)
+        review.use_presets(a, ["us_tx_lpc"], allow_unconfirmed=False, identity=_me(a))
 
 
 def _hold_client(w: World) -> None:
     with w.open() as a:
-        holds.place(a, "subpoena-1", "subpoena received", client=CLIENT, record=None)
+        holds.place(a, "subpoena-1", "subpoena received", client=CLIENT, record=None, identity=_me(a))
 
 
 def _hold_record(w: World) -> None:
     with w.open() as a:
-        holds.place(a, "court:2040.1", "court order", client=None, record=w.record_id[:8])
+        holds.place(a, "court:2040.1", "court order", client=None, record=w.record_id[:8], identity=_me(a))
 
 
 def _hold_release(w: World) -> None:
     with w.open() as a:
-        holds.release(a, "subpoena-1")
+        holds.release(a, "subpoena-1", identity=_me(a))
 
 
 def _approve_named(w: World) -> None:
     with w.open() as a:
-        approvals.approve(a, [w.record_id[:8]], by="Dr Reviewer", today=FAR)
+        approvals.approve(a, [w.record_id[:8]], by="Dr Reviewer", today=FAR, identity=_me(a))
 
 
 def _approve_all_due(w: World) -> None:
     with w.open() as a:
-        approvals.approve(a, None, by="Dr Reviewer", today=FAR)
+        approvals.approve(a, None, by="Dr Reviewer", today=FAR, identity=_me(a))
 
 
 def _purge_run(w: World) -> None:
@@ -191,14 +198,35 @@ def _fields(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def world(archive_dir: Path, small_scan: Path, capsys: pytest.CaptureFixture[str]) -> World:
+def world(archive_dir: Path, passphrase_file: Path, small_scan: Path, capsys: pytest.CaptureFixture[str]) -> World:
     run = cli(capsys, "--archive", archive_dir, "ingest", small_scan, "--client", CLIENT, "--date", SESSION)
     assert run.code == 0, run.err
     run = cli(
-        capsys, "--archive", archive_dir, "client", "add", CLIENT, "--born", "1980-05-05", "--terminated", SESSION
+        capsys,
+        "--archive",
+        archive_dir,
+        "client",
+        "add",
+        "--passphrase-file",
+        passphrase_file,
+        CLIENT,
+        "--born",
+        "1980-05-05",
+        "--terminated",
+        SESSION,
     )
     assert run.code == 0, run.err
-    run = cli(capsys, "--archive", archive_dir, "retention", "use", "us_tx_lpc", "apa_2007")
+    run = cli(
+        capsys,
+        "--archive",
+        archive_dir,
+        "retention",
+        "use",
+        "--passphrase-file",
+        passphrase_file,
+        "us_tx_lpc",
+        "apa_2007",
+    )
     assert run.code == 0, run.err
     with Archive(archive_dir) as a:
         (record,) = a.catalog.records()
@@ -237,9 +265,9 @@ def test_a_refused_change_writes_no_audit_entry(world: World) -> None:
     before = _entries(world.root)
     with world.open() as a:
         with pytest.raises(UsageError, match="is not due"):
-            approvals.approve(a, [world.record_id], by="Dr Reviewer", today=date(2021, 1, 1))
+            approvals.approve(a, [world.record_id], by="Dr Reviewer", today=date(2021, 1, 1), identity=_me(a))
         with pytest.raises(UsageError, match="a hold name is 1-64"):
-            holds.place(a, "a name with spaces", "subpoena received", client=CLIENT, record=None)
+            holds.place(a, "a name with spaces", "subpoena received", client=CLIENT, record=None, identity=_me(a))
         with pytest.raises(UsageError, match="nothing to change"):
             filing.file_record(a, world.record_id)
     assert _entries(world.root) == before

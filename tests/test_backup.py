@@ -79,6 +79,8 @@ def test_the_next_backup_mirrors_a_purge(
             archive_dir,
             "client",
             "add",
+            "--passphrase-file",
+            passphrase_file,
             "C-1",
             "--born",
             "1970-01-01",
@@ -87,9 +89,14 @@ def test_the_next_backup_mirrors_a_purge(
         ).code
         == 0
     )
-    assert cli(capsys, "--archive", archive_dir, "retention", "use", "apa_2007").code == 0
-    set_auto = (archive_dir / "config.toml").read_text().replace('approval = "required"', 'approval = "automatic"')
-    (archive_dir / "config.toml").write_text(set_auto)
+    assert (
+        cli(capsys, "--archive", archive_dir, "retention", "use", "--passphrase-file", passphrase_file, "apa_2007").code
+        == 0
+    )
+    auto = cli(
+        capsys, "--archive", archive_dir, "retention", "approval", "automatic", "--passphrase-file", passphrase_file
+    )
+    assert auto.code == 0, auto.err
     run = cli(capsys, "--archive", archive_dir, "purge", "--today", "2030-01-01", "--json")
     assert run.code == 0, run.err
     assert json.loads(run.out)["destroyed"] == [], "C-1 had a session in 2026: the last service keeps both"

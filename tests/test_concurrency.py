@@ -37,7 +37,10 @@ def test_search_show_and_purge_while_the_watcher_ingests(
     archive_dir: Path, drop: Path, passphrase_file: Path, tmp_path: Path
 ) -> None:
     scans = [small_scan_bytes(seed)[0] for seed in range(500, 520)]
-    assert cli_process("--archive", archive_dir, "retention", "use", "apa_2007").code == 0
+    assert (
+        cli_process("--archive", archive_dir, "retention", "use", "--passphrase-file", passphrase_file, "apa_2007").code
+        == 0
+    )
     proc = start_watcher(archive_dir, log=tmp_path / "watch.log")
     errors: list[str] = []
 
@@ -121,6 +124,7 @@ class _Due:
 def _archive_due_records(archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> _Due:
     """C-OLD ended therapy in 2010: its three notes are due under both rules, and approved. C-KEEP has no
     termination date, so Texas's rule keeps its 2010 note (the latest date of all rules wins)."""
+    passphrase_file = tmp_path / "passphrase.txt"  # the conftest fixture's file
     old = {"C-OLD": [small_scan_bytes(seed)[0] for seed in (600, 601, 602)], "C-KEEP": [small_scan_bytes(603)[0]]}
     ids: dict[str, list[str]] = {}
     for client, scans in old.items():
@@ -132,10 +136,20 @@ def _archive_due_records(archive: Path, tmp_path: Path, capsys: pytest.CaptureFi
         assert run.code == 0, run.err
         ids[client] = record_ids_from_json(run.out)
     for argv in (
-        ("client", "add", "C-OLD", "--born", "1970-01-01", "--terminated", "2010-06-01"),
-        ("client", "add", "C-KEEP", "--born", "1980-01-01"),
-        ("retention", "use", "us_tx_lpc", "apa_2007"),
-        ("retention", "approve", "--all-due", "--by", "Dr Test"),
+        (
+            "client",
+            "add",
+            "--passphrase-file",
+            passphrase_file,
+            "C-OLD",
+            "--born",
+            "1970-01-01",
+            "--terminated",
+            "2010-06-01",
+        ),
+        ("client", "add", "--passphrase-file", passphrase_file, "C-KEEP", "--born", "1980-01-01"),
+        ("retention", "use", "--passphrase-file", passphrase_file, "us_tx_lpc", "apa_2007"),
+        ("retention", "approve", "--passphrase-file", passphrase_file, "--all-due", "--by", "Dr Test"),
     ):
         run = cli(capsys, "--archive", archive, *argv)
         assert run.code == 0, run.err

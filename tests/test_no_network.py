@@ -159,7 +159,7 @@ def test_init_ingest_search_purge_use_no_network_and_write_only_the_archive(
         ("init", ["init", "--passphrase-file", passphrase_file, "--kdf-seconds", "0.01"]),
         ("ingest", ["ingest", scan]),
         ("search", ["search", word, "--passphrase-file", passphrase_file]),
-        ("retention", ["retention", "use", "apa_2007"]),
+        ("retention", ["retention", "use", "--passphrase-file", passphrase_file, "apa_2007"]),
         ("purge", ["purge", "--dry-run", "--today", "2026-06-01"]),
     ]
     for name, argv in steps:

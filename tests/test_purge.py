@@ -16,13 +16,16 @@ import pytest
 from scanarchive.archive.layout import Archive
 from scanarchive.crypto import seal
 from scanarchive.errors import ConfigError, IntegrityError, RecordDestroyed
+from tests.conftest import PASSPHRASE
 from tests.kits.helpers import cli, find_plaintext, note_words, record_ids_from_json, render_note
 
 TODAY = "2040-01-01"  # far enough that a 2026 session is due under a 7-year rule
 
 
 @pytest.fixture
-def history(archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+def history(
+    archive_dir: Path, passphrase_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> dict[str, Any]:
     """Two clients; C-1 ended therapy in 2026 (due by 2040), C-2 is still in therapy (never due)."""
     lines_by_record: dict[str, list[str]] = {}
     for n, (client, day, seed) in enumerate(
@@ -41,6 +44,8 @@ def history(archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
             archive_dir,
             "client",
             "add",
+            "--passphrase-file",
+            passphrase_file,
             "C-1",
             "--born",
             "1980-05-05",
@@ -49,8 +54,32 @@ def history(archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
         ).code
         == 0
     )
-    assert cli(capsys, "--archive", archive_dir, "client", "add", "C-2", "--born", "1990-01-01").code == 0
-    run = cli(capsys, "--archive", archive_dir, "retention", "use", "us_tx_lpc", "apa_2007")
+    assert (
+        cli(
+            capsys,
+            "--archive",
+            archive_dir,
+            "client",
+            "add",
+            "--passphrase-file",
+            passphrase_file,
+            "C-2",
+            "--born",
+            "1990-01-01",
+        ).code
+        == 0
+    )
+    run = cli(
+        capsys,
+        "--archive",
+        archive_dir,
+        "retention",
+        "use",
+        "--passphrase-file",
+        passphrase_file,
+        "us_tx_lpc",
+        "apa_2007",
+    )
     assert run.code == 0, run.err
     return {"lines": lines_by_record}
 
@@ -75,7 +104,7 @@ def test_purge_refuses_without_presets(archive_dir: Path) -> None:
 
 
 def test_nothing_is_destroyed_before_approval_and_holds_block_it(
-    history: dict[str, Any], archive_dir: Path, capsys: pytest.CaptureFixture[str]
+    history: dict[str, Any], archive_dir: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, doc, err = _purge(archive_dir, "--dry-run")
     assert code == 0, err
@@ -97,6 +126,8 @@ def test_nothing_is_destroyed_before_approval_and_holds_block_it(
             archive_dir,
             "hold",
             "place",
+            "--passphrase-file",
+            passphrase_file,
             "subpoena-1",
             "--client",
             "C-1",
@@ -110,7 +141,12 @@ def test_nothing_is_destroyed_before_approval_and_holds_block_it(
     assert doc["destroyed"] == [], "a legal hold blocks every destruction"
     assert any("legal hold 'subpoena-1'" in r["reason"] for r in doc["records"])
 
-    assert cli(capsys, "--archive", archive_dir, "hold", "release", "subpoena-1").code == 0
+    assert (
+        cli(
+            capsys, "--archive", archive_dir, "hold", "release", "--passphrase-file", passphrase_file, "subpoena-1"
+        ).code
+        == 0
+    )
     code, doc, _ = _purge(archive_dir)
     assert len(doc["destroyed"]) == 2 and first in doc["destroyed"]
 
@@ -119,18 +155,10 @@ def _approve_as_of(archive: Path, today: str) -> None:
     """`retention approve --all-due` as it would run on `today` (the CLI approves what is due now)."""
     from datetime import date
 
-    from scanarchive.clock import now_utc
-    from scanarchive.retention import review
+    from scanarchive.retention import approvals
 
     with Archive(archive) as a:
-        reviews = review.review_all(a, date.fromisoformat(today), review.presets_in_force(a))
-        with a.catalog.transaction() as db:
-            for r in reviews:
-                if r.due:
-                    db.execute(
-                        "INSERT INTO approvals VALUES (?,?,?,?)",
-                        (r.record.id, "Dr Reviewer", now_utc(), str(r.decision.destroy_after)),
-                    )
+        approvals.approve(a, None, by="Dr Reviewer", today=date.fromisoformat(today), identity=a.unlock(PASSPHRASE))
 
 
 def test_after_purge_nothing_of_the_note_remains_and_old_copies_are_noise(
@@ -224,22 +252,39 @@ def test_after_purge_nothing_of_the_note_remains_and_old_copies_are_noise(
 
 
 def test_psychotherapy_and_unfiled_records_follow_the_rules(
-    archive_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    archive_dir: Path, passphrase_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image, _ = render_note(seed=50, sentences=1, height_in=3)
     src = tmp_path / "u.png"
     image.save(src, dpi=(300, 300))
     assert cli(capsys, "--archive", archive_dir, "ingest", src).code == 0  # unfiled
-    assert cli(capsys, "--archive", archive_dir, "retention", "use", "apa_2007").code == 0
+    assert (
+        cli(capsys, "--archive", archive_dir, "retention", "use", "--passphrase-file", passphrase_file, "apa_2007").code
+        == 0
+    )
     _code, doc, _ = _purge(archive_dir, "--dry-run")
     (only,) = doc["records"]
     assert not only["destroy"] and "unfiled" in only["reason"]
 
 
-def test_unconfirmed_presets_need_an_explicit_flag(archive_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run = cli(capsys, "--archive", archive_dir, "retention", "use", "us_ny_regents")
+def test_unconfirmed_presets_need_an_explicit_flag(
+    archive_dir: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = cli(
+        capsys, "--archive", archive_dir, "retention", "use", "--passphrase-file", passphrase_file, "us_ny_regents"
+    )
     assert run.code == ConfigError.exit_code and "unconfirmed" in run.err
-    run = cli(capsys, "--archive", archive_dir, "retention", "use", "us_ny_regents", "--allow-unconfirmed")
+    run = cli(
+        capsys,
+        "--archive",
+        archive_dir,
+        "retention",
+        "use",
+        "--passphrase-file",
+        passphrase_file,
+        "us_ny_regents",
+        "--allow-unconfirmed",
+    )
     assert run.code == 0 and "UNCONFIRMED" in run.out
     assert "allow_unconfirmed = true" in (archive_dir / "config.toml").read_text()
     listing = cli(capsys, "--archive", archive_dir, "retention", "presets").out

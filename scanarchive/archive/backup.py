@@ -10,6 +10,7 @@
   are DELETED, so a purge reaches the backup at its next run: together with
   the new catalog (which no longer holds the record's wrapped key) the old
   copy becomes unreadable — backups mirror purges;
+- decisions/decisions.db (holds, approvals, clients) is snapshotted the same way;
 - config.toml, identity.enc, audit.log and certificates/ are copied as they are;
   index.db is not (derived; rebuilt at the first search after a restore).
 
@@ -25,6 +26,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from scanarchive.archive import decisions
 from scanarchive.archive.layout import CATALOG, CONFIG, IDENTITY, OBJECTS, Archive
 from scanarchive.archive.store import BlobStore
 from scanarchive.errors import ArchiveExists, IntegrityError, UsageError
@@ -83,6 +85,12 @@ def backup(archive: Archive, dest: Path) -> BackupReport:
     (dest / MARKER).write_text("a scanarchive backup: refreshed by 'scanarchive backup', mirrors purges\n")
     report = BackupReport()
     _snapshot_catalog(archive.root / CATALOG, dest / CATALOG)
+    if decisions.path_of(archive.root).is_file():  # holds, approvals, clients (archive/decisions.py)
+        (dest / decisions.DIR).mkdir(mode=0o700, exist_ok=True)
+        _snapshot_catalog(decisions.path_of(archive.root), decisions.path_of(dest))
+        for other in (archive.root / decisions.DIR).iterdir():  # e.g. checkpoint.json, as it is
+            if other.is_file() and not other.name.startswith((decisions.FILE, ".")):
+                write_atomic(dest / decisions.DIR / other.name, other.read_bytes())
     wanted = _referenced(dest / CATALOG)
     for folder, digests in wanted.items():
         source, target = BlobStore(archive.root / folder), BlobStore(dest / folder)
@@ -134,7 +142,7 @@ def restore(src: Path, dest: Path) -> Archive:
     for name in (*COPIED_AS_IS, CATALOG):
         if (src / name).exists():
             write_atomic(tmp / name, (src / name).read_bytes())
-    for folder in (OBJECTS, "quarantine", "certificates"):
+    for folder in (OBJECTS, "quarantine", "certificates", decisions.DIR):
         if (src / folder).is_dir():
             shutil.copytree(src / folder, tmp / folder, dirs_exist_ok=True)
     for folder in (OBJECTS, "quarantine"):

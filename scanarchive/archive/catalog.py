@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from scanarchive.archive import decisions
 from scanarchive.clock import now_utc
 from scanarchive.errors import IntegrityError, RecordDestroyed, RecordNotFound, TransientError
 
@@ -153,6 +154,14 @@ MIGRATIONS: tuple[str, ...] = (
         method TEXT NOT NULL
     );
     """,
+    # 5: keyed bindings of records to their blob and wrapped key (archive/checkpoint.py).
+    """
+    CREATE TABLE bindings (
+        record_id TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+        mac TEXT NOT NULL,
+        bound_at TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 RECORD_CLASSES = ("progress", "psychotherapy")
@@ -219,6 +228,8 @@ class Catalog:
             for pragma in ("journal_mode=WAL", "secure_delete=ON", "foreign_keys=ON", "synchronous=FULL"):
                 self.db.execute(f"PRAGMA {pragma}")
             self._migrate()
+            # clients, holds and approvals live in decisions/decisions.db (archive/decisions.py)
+            self.decisions_attached = decisions.attach(self.db, path.parent)
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise _translate(exc, path) from exc

@@ -16,19 +16,20 @@ Everything is created 0700 (folders) / 0600 (files).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import uuid
 from pathlib import Path
 
 from scanarchive import audit
-from scanarchive.archive import sealed
+from scanarchive.archive import checkpoint, sealed
 from scanarchive.archive.catalog import Catalog, RecordRow
 from scanarchive.archive.sealed import record_context
 from scanarchive.archive.store import BlobStore
 from scanarchive.config import ArchiveConfig, parse_config, render_config
 from scanarchive.crypto import keys, strength
-from scanarchive.errors import ArchiveExists, ArchiveNotFound, IntegrityError
+from scanarchive.errors import ArchiveExists, ArchiveNotFound, ConfigError, IntegrityError
 from scanarchive.fsio import write_atomic
 from scanarchive.ocr.document import PageText, from_json
 
@@ -84,7 +85,7 @@ class Archive:
             root.chmod(0o700)
             identity = keys.Identity.generate()
             log_n = keys.calibrate_log_n(kdf_seconds)
-            write_atomic(root / IDENTITY, keys.seal_identity(identity, passphrase, log_n))
+            write_atomic(root / IDENTITY, keys.seal_identity(identity, passphrase, log_n), private=True)
             (root / OBJECTS).mkdir(mode=0o700)
             Catalog(root / CATALOG).close()
             archive_id = str(uuid.uuid4())
@@ -94,6 +95,8 @@ class Archive:
         log.info("archive created at %s", root)
         archive = cls(root)
         archive.audit("init", archive=archive_id, key_id=identity.recipient.key_id)
+        with archive.catalog.transaction():  # pins the decision key, signs the first checkpoint (§15.5)
+            checkpoint.update(archive, identity, rebuild=True)
         return archive
 
     # --- reading (needs the identity) ---------------------------------------
@@ -110,14 +113,30 @@ class Archive:
         strength.check_new(new_passphrase)
         stored = keys.identity_kdf_log_n(self.identity_path.read_bytes())
         log_n = max(stored, keys.calibrate_log_n(kdf_seconds))
-        write_atomic(self.identity_path, keys.seal_identity(identity, new_passphrase, log_n))
+        write_atomic(self.identity_path, keys.seal_identity(identity, new_passphrase, log_n), private=True)
         self.audit("passwd", key_id=identity.recipient.key_id)
+
+    def sealing_recipient(self) -> keys.Recipient:
+        """config.toml's recipient, to seal to; refused (ConfigError) when identity.enc, where this account can
+        read it, names another one (config.toml was edited to harvest the next notes)."""
+        try:
+            pinned = keys.Recipient.decode(str(json.loads(self.identity_path.read_bytes())["recipient"]))
+        except (OSError, ValueError, KeyError, TypeError, ConfigError):
+            return self.config.recipient  # not readable here (separated accounts): config.toml is not ours to change
+        if pinned != self.config.recipient:
+            raise ConfigError(
+                "config.toml's recipient is not the key identity.enc was made for: refusing to seal notes to it",
+                hint="Someone changed [archive] recipient in config.toml; put back the archive's own recipient.",
+            )
+        return self.config.recipient
 
     def record_key(self, identity: keys.Identity, record: RecordRow) -> bytes:
         try:
-            return identity.unwrap(self.catalog.wrapped_key(record.id), record_context(record.id))
+            key = identity.unwrap(self.catalog.wrapped_key(record.id), record_context(record.id))
         except IntegrityError as exc:
             raise IntegrityError(f"record {record.id}: {exc.message}", hint=exc.hint) from exc
+        checkpoint.check_binding(self, identity, record)  # a key that opens but is not the one first read
+        return key
 
     def open_section(self, identity: keys.Identity, record: RecordRow, kind: str) -> bytes:
         """Decrypt one section of a record (hash-checked first); damage raises IntegrityError naming the record."""

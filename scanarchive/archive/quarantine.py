@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 
 from scanarchive.archive import sealed
@@ -20,6 +21,7 @@ from scanarchive.archive.store import BlobStore
 from scanarchive.clock import now_utc
 from scanarchive.crypto import keys
 from scanarchive.errors import RecordNotFound
+from scanarchive.fsio import make_dir
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,10 @@ def seal_scan(archive: Archive, data: bytes, source_name: str, source_sha256: st
     entry_id = str(uuid.uuid4())
     key = os.urandom(32)
     blobs = store(archive)
-    blobs.root.mkdir(mode=0o700, exist_ok=True)
+    with suppress(FileExistsError):
+        make_dir(blobs.root, 0o700)
     digest, size = sealed.put(blobs, key, entry_id, {"original": data}, owner="quarantine")
-    wrapped = keys.wrap(key, archive.config.recipient, quarantine_context(entry_id))
+    wrapped = keys.wrap(key, archive.sealing_recipient(), quarantine_context(entry_id))
     with archive.catalog.transaction() as db:
         db.execute(
             "INSERT INTO quarantine(id, source_name, source_sha256, reason, blob_sha256, blob_size, key_id, wrapped,"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 from scanarchive.errors import IntegrityError
-from scanarchive.fsio import fsync_dir, write_atomic
+from scanarchive.fsio import folder_mode, fsync_dir, make_dir, write_atomic
 
 
 class BlobStore:
@@ -30,11 +31,12 @@ class BlobStore:
         path = self.path_for(digest)
         if self.intact(digest):
             return digest
-        path.parent.mkdir(mode=0o700, exist_ok=True)
+        with suppress(FileExistsError):
+            make_dir(path.parent, 0o700)  # in a setgid store (separated accounts): its mode and group
         if path.exists():  # a damaged copy under the right name: replace it
             path.chmod(0o600)
         write_atomic(path, data, mode=0o600)
-        path.chmod(0o400)
+        path.chmod(folder_mode(path.parent, 0o400))  # 0400, or 0440 for the shared group
         return digest
 
     def get(self, digest: str) -> bytes:

@@ -10,17 +10,18 @@ import logging
 import os
 import time
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import sqlcipher3
 
+from scanarchive.archive import checkpoint
 from scanarchive.archive.index import SearchIndex
 from scanarchive.archive.layout import INDEX, Archive
 from scanarchive.archive.sealed import index_context
 from scanarchive.crypto import keys
-from scanarchive.errors import IntegrityError
+from scanarchive.errors import IntegrityError, RolledBack
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ T = TypeVar("T")
 class SyncReport:
     added: int
     skipped: list[str]  # records that could not be opened (named by id)
+    warnings: list[str] = field(default_factory=list)  # sealed to another key, rolled back, forged checkpoint
 
 
 def open_index(
@@ -135,7 +137,20 @@ def sync_index(archive: Archive, identity: keys.Identity, index: SearchIndex) ->
         index.forget({r.id for r in archive.catalog.records()})
         _rekey_index(archive, index)
         index.set_purge_seq(purges)
-    return SyncReport(added, skipped)
+    return SyncReport(added, skipped, _sign_checkpoint(archive, identity))
+
+
+def _sign_checkpoint(archive: Archive, identity: keys.Identity) -> list[str]:
+    """Bind new records and sign what this command saw (docs/format.md §15.5); warn, never fail, a search."""
+    warnings = checkpoint.foreign(archive, identity.recipient.key_id)
+    try:
+        with archive.catalog.transaction():
+            checkpoint.update(archive, identity)
+    except (RolledBack, IntegrityError) as exc:
+        warnings.append(f"{exc.message} (no new checkpoint was signed; run 'scanarchive verify --read-data')")
+    for warning in warnings:
+        log.warning("%s", warning)
+    return warnings
 
 
 def _rekey_index(archive: Archive, index: SearchIndex) -> None:

@@ -1,4 +1,4 @@
-"""Verbs that manage the archive itself: init, passwd, status, verify."""
+"""Verbs that manage the archive itself: init, passwd, status, verify, setup-accounts."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from scanarchive import sandbox
+from scanarchive.archive import accounts
 from scanarchive.archive.check import check_archive
 from scanarchive.archive.layout import Archive
 from scanarchive.cli.common import add_passphrase_file, archive_dir, human_bytes, open_archive
 from scanarchive.cli.passphrase import get_passphrase
 from scanarchive.crypto import keys
-from scanarchive.errors import IntegrityError, UsageError
+from scanarchive.errors import IntegrityError, RolledBack, UsageError
+from scanarchive.ingest import analyse
 from scanarchive.ocr import ensemble
 
 RECOMMENDED_KDF_SECONDS = 0.25  # below this, init and passwd warn: for tests, not real notes
@@ -42,6 +44,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     )
     add_passphrase_file(p)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "setup-accounts",
+        parents=[common],
+        help="as root: owners, group and modes so the watcher's account cannot change decisions (docs/scanners.md)",
+    )
+    p.add_argument("--watcher-group", required=True, metavar="GROUP", help="the group the watcher runs in")
+    p.add_argument("--owner", metavar="USER", help="the archive owner (default: the archive folder's owner)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    p.set_defaults(func=cmd_setup_accounts)
 
 
 def _add_kdf_seconds(p: argparse.ArgumentParser) -> None:
@@ -105,6 +117,8 @@ def status_doc(archive: Archive) -> dict[str, Any]:
         "ocr_engines_missing": list(engines.missing),
         "ocr_recall_reduced": engines.recall_reduced,
         "ocr_network_isolated": sandbox.network_isolated(),
+        "parser_sandbox": analyse.sandbox_status(),
+        "accounts": accounts.report(archive.root).to_json(),
     }
 
 
@@ -132,12 +146,43 @@ def cmd_status(args: argparse.Namespace) -> int:
             "Warning:    network isolation of the OCR engines is not available on this machine (no working "
             "'unshare --net'): they run with telemetry off, but are not cut off from the network."
         )
+    print(f"Parser:     {doc['parser_sandbox']}")
+    if not analyse.sandboxed():
+        print(
+            "Warning:    the process that reads the scans is not fully sandboxed on this machine (see the line "
+            "above and docs/threat-model.md, 'Parser sandbox')."
+        )
     if doc["quarantined"]:
         print(f"Failed:     {doc['quarantined']} scan(s) could not be archived: see 'scanarchive failed list'")
     if doc["in_progress"]:
         print(f"In progress: {doc['in_progress']} scan(s) claimed from the drop folder, not finished yet")
     if not doc["identity_present"]:
         print("Warning:    identity.enc is missing here: notes can be added but not read. Restore it from a backup.")
+    _print_accounts(doc["accounts"])
+    return 0
+
+
+def _print_accounts(found: dict[str, Any]) -> None:
+    if found["mode"] == "separated":
+        print("Accounts:   separated (the watcher's account cannot change decisions, config or the identity)")
+    else:
+        print(f"Accounts:   single: {accounts.SINGLE_WARNING.removeprefix('single-account mode: ')}")
+    for problem in found["problems"]:
+        print(f"Warning:    {problem}")
+
+
+def cmd_setup_accounts(args: argparse.Namespace) -> int:
+    root = archive_dir(args)
+    done = accounts.apply(root, args.watcher_group, owner=args.owner, dry_run=args.dry_run)
+    for line in done:
+        print(f"{'would ' if args.dry_run else ''}{line}")
+    if not done:
+        print("Nothing to do: the archive already follows the separated layout.")
+    if not args.dry_run:
+        left = accounts.check(root)
+        for problem in left:
+            print(f"Warning:    {problem}")
+        print(f"Accounts:   {accounts.mode_of(root)}; {len(left)} problem(s) left")
     return 0
 
 
@@ -149,11 +194,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"DAMAGED  {finding.message}")
     for finding in report.unknown:
         print(f"UNKNOWN  {finding.message}")
+    for finding in report.tampered:
+        print(f"TAMPERED  {finding.message}")
+    for finding in report.rolled_back:
+        print(f"ROLLED BACK  {finding.message}")
     what = "decrypted and authenticated" if report.read_data else "hash-checked (use --read-data to decrypt too)"
     print(
         f"{report.records_checked} record(s) and {report.quarantined_checked} quarantined scan(s) {what}; "
         f"{len(report.damaged)} damaged."
     )
+    if report.rolled_back:
+        raise RolledBack(report.rolled_back[0].message)
     if report.damaged:
         raise IntegrityError(f"{len(report.damaged)} record(s) are damaged")
+    if report.tampered:
+        raise IntegrityError(f"{len(report.tampered)} decision(s) were changed without the passphrase")
     return 0

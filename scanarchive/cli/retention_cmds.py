@@ -6,7 +6,10 @@ import argparse
 import json
 from datetime import date
 
-from scanarchive.cli.common import client_code, iso_date, open_archive
+from scanarchive.archive.layout import Archive
+from scanarchive.cli.common import add_passphrase_file, client_code, iso_date, open_archive
+from scanarchive.cli.passphrase import get_passphrase
+from scanarchive.crypto.keys import Identity
 from scanarchive.errors import UsageError
 from scanarchive.retention import approvals, clients, holds, purge, review
 from scanarchive.retention.policy import decide
@@ -29,6 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         v.add_argument("code", type=client_code)
         for flag, fact in FACT_FLAGS.items():
             v.add_argument(f"--{flag.replace('_', '-')}", dest=fact, type=_date_or_clear, metavar="DATE")
+        add_passphrase_file(v)
         v.set_defaults(func=cmd_client_save, create=verb == "add")
     v = verbs.add_parser("show", parents=[common], help="a client's facts and when each record may be destroyed")
     v.add_argument("code", type=client_code)
@@ -43,7 +47,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     v = verbs.add_parser("use", parents=[common], help="put these presets in force (replaces the list)")
     v.add_argument("presets", nargs="+")
     v.add_argument("--allow-unconfirmed", action="store_true", help="also accept presets marked unconfirmed")
+    add_passphrase_file(v)
     v.set_defaults(func=cmd_use)
+    v = verbs.add_parser("approval", parents=[common], help="how destruction is approved: required or automatic")
+    v.add_argument("mode", choices=("required", "automatic"))
+    add_passphrase_file(v)
+    v.set_defaults(func=cmd_approval)
+    v = verbs.add_parser(
+        "re-sign", parents=[common], help="sign every decision as it stands now (after checking them all)"
+    )
+    add_passphrase_file(v)
+    v.set_defaults(func=cmd_re_sign)
     v = verbs.add_parser("due", parents=[common], help="records due for destruction, and why")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_due)
@@ -51,6 +65,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     v.add_argument("records", nargs="*")
     v.add_argument("--all-due", action="store_true")
     v.add_argument("--by", required=True, metavar="NAME", help="who approves (kept in the certificate)")
+    add_passphrase_file(v)
     v.set_defaults(func=cmd_approve)
 
     hold = sub.add_parser("hold", parents=[common], help="legal holds: nothing held is ever destroyed")
@@ -60,12 +75,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     target = v.add_mutually_exclusive_group(required=True)
     target.add_argument("--client", type=client_code)
     target.add_argument("--record")
-    v.add_argument("--reason", required=True, help="why (e.g. 'subpoena received'); no clinical content")
+    v.add_argument("--reason", required=True, help="why (e.g. 'subpoena received'); sealed, no clinical content")
+    add_passphrase_file(v)
     v.set_defaults(func=cmd_hold_place)
     v = verbs.add_parser("release", parents=[common], help="release a hold")
     v.add_argument("name")
+    add_passphrase_file(v)
     v.set_defaults(func=cmd_hold_release)
-    v = verbs.add_parser("list", parents=[common], help="holds in place")
+    v = verbs.add_parser("list", parents=[common], help="holds in place, with their (sealed) reasons")
+    add_passphrase_file(v)
     v.set_defaults(func=cmd_hold_list)
 
     p = sub.add_parser(
@@ -90,10 +108,15 @@ def _today(args: argparse.Namespace) -> date:
     return date.fromisoformat(value) if value else date.today()
 
 
+def _unlock(args: argparse.Namespace, archive: Archive) -> Identity:
+    """Decisions are signed: they need the passphrase (docs/format.md §15.5)."""
+    return archive.unlock(get_passphrase(args.passphrase_file))
+
+
 def cmd_client_save(args: argparse.Namespace) -> int:
     facts = {fact: getattr(args, fact) for fact in FACT_FLAGS.values() if getattr(args, fact) is not None}
     with open_archive(args) as archive:
-        clients.save(archive, args.code, facts, create=args.create)
+        clients.save(archive, args.code, facts, create=args.create, identity=_unlock(args, archive))
     print(f"Client {args.code} {'added' if args.create else 'updated'}; retention dates follow the new facts.")
     return 0
 
@@ -141,11 +164,31 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_use(args: argparse.Namespace) -> int:
     review.choose_presets(args.presets, allow_unconfirmed=args.allow_unconfirmed)  # checked before the archive opens
     with open_archive(args) as archive:
-        chosen = review.use_presets(archive, args.presets, allow_unconfirmed=args.allow_unconfirmed)
+        chosen = review.use_presets(
+            archive, args.presets, allow_unconfirmed=args.allow_unconfirmed, identity=_unlock(args, archive)
+        )
     for preset in chosen:
         warning = "  (UNCONFIRMED: check it)" if not preset.confirmed else ""
         print(f"In force: {preset.name} — {preset.citation}{warning}")
     print("A record is kept until the latest date any of these gives.")
+    return 0
+
+
+def cmd_approval(args: argparse.Namespace) -> int:
+    with open_archive(args) as archive:
+        review.set_approval(archive, args.mode, identity=_unlock(args, archive))
+    if args.mode == "automatic":
+        print("Approval: automatic. The scheduled purge destroys every record that is due and not on hold.")
+    else:
+        print("Approval: required. A record is destroyed only once approved ('scanarchive retention approve').")
+    return 0
+
+
+def cmd_re_sign(args: argparse.Namespace) -> int:
+    with open_archive(args) as archive:
+        review.re_sign(archive, identity=_unlock(args, archive))
+    print("Every hold, approval, client fact and retention setting is now signed as it stands, and the catalog")
+    print("as it is now is the newest state verify compares with.")
     return 0
 
 
@@ -189,7 +232,13 @@ def cmd_approve(args: argparse.Namespace) -> int:
     if bool(args.records) == bool(args.all_due):
         raise UsageError("name the records to approve, or give --all-due")
     with open_archive(args) as archive:
-        wanted = approvals.approve(archive, None if args.all_due else args.records, by=args.by, today=date.today())
+        wanted = approvals.approve(
+            archive,
+            None if args.all_due else args.records,
+            by=args.by,
+            today=date.today(),
+            identity=_unlock(args, archive),
+        )
     held = sum(1 for r in wanted if r.holds)
     print(f"Approved {len(wanted)} record(s) for destruction by {args.by}.")
     if held:
@@ -199,7 +248,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_hold_place(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
-        placed = holds.place(archive, args.name, args.reason, client=args.client, record=args.record)
+        placed = holds.place(
+            archive, args.name, args.reason, client=args.client, record=args.record, identity=_unlock(args, archive)
+        )
     what = f"client {placed.client_code}" if placed.client_code else f"record {placed.record_id}"
     print(f"Hold '{placed.name}' placed on {what}. Nothing it covers can be destroyed until it is released.")
     return 0
@@ -207,7 +258,7 @@ def cmd_hold_place(args: argparse.Namespace) -> int:
 
 def cmd_hold_release(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
-        holds.release(archive, args.name)
+        holds.release(archive, args.name, identity=_unlock(args, archive))
     print(f"Hold '{args.name}' released. Records it covered follow their retention rules again.")
     return 0
 
@@ -215,11 +266,13 @@ def cmd_hold_release(args: argparse.Namespace) -> int:
 def cmd_hold_list(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
         placed = holds.active(archive.catalog)
+        identity = _unlock(args, archive) if placed else None
     if not placed:
         print("No legal holds are in place.")
     for h in placed:
         what = f"client {h.client_code}" if h.client_code else f"record {h.record_id}"
-        print(f"{h.name}: {what} — {h.reason} (placed {h.placed_at} by {h.placed_by})")
+        reason = holds.reason_of(identity, h) if identity is not None else ""
+        print(f"{h.name}: {what} — {reason} (placed {h.placed_at} by {h.placed_by})")
     return 0
 
 

@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -33,6 +34,10 @@ WRAP_VERSION = 1
 WRAPPED_LEN = 1 + 32 + 32 + 16  # version, ephemeral public key, key ciphertext, tag
 _WRAP_INFO = b"scanarchive v1 wrap"
 _ZERO_NONCE = bytes(12)
+DECISION_KEY_PREFIX = "scanarchive-decisionkey-1:"
+_SIGNING_INFO = b"scanarchive v1 decision signing key"  # HKDF info: Ed25519 seed from the X25519 key
+_BINDING_INFO = b"scanarchive v1 record binding key"  # HKDF info: HMAC key of record bindings
+_TEXT_AD = b"scanarchive-text-v1\x00"  # associated-data prefix of a sealed text (seal_text)
 
 # scrypt: r=8, p=1; log2(N) chosen at init so that one derivation takes the
 # target time on this machine (restic and age calibrate the same way).
@@ -74,6 +79,45 @@ class Recipient:
         return cls(raw)
 
 
+@dataclass(frozen=True)
+class DecisionKey:
+    """The Ed25519 public key that verifies the owner's decisions (docs/format.md §15.5)."""
+
+    public: bytes  # 32 raw bytes
+
+    def encode(self) -> str:
+        return DECISION_KEY_PREFIX + base64.urlsafe_b64encode(self.public).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> DecisionKey:
+        if not text.startswith(DECISION_KEY_PREFIX):
+            raise ConfigError("the archive's decision key is not in a form this version knows")
+        body = text[len(DECISION_KEY_PREFIX) :]
+        try:
+            raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
+        except ValueError as exc:
+            raise ConfigError("the archive's decision key is damaged") from exc
+        if len(raw) != 32:
+            raise ConfigError("the archive's decision key is damaged")
+        return cls(raw)
+
+    def verifies(self, signature: bytes, message: bytes) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public).verify(signature, message)
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def seal_text(text: str, recipient: Recipient, context: bytes) -> bytes:
+    """Free text sealed to the recipient: a fresh 32-byte key wrapped with context "text:" || context,
+    then ChaCha20-Poly1305 (zero nonce: the key encrypts this one text only) with associated data
+    "scanarchive-text-v1\\0" || context. Returns wrapped (81 bytes) || ciphertext || tag."""
+    key = os.urandom(32)
+    body = ChaCha20Poly1305(key).encrypt(_ZERO_NONCE, text.encode("utf-8"), _TEXT_AD + context)
+    return wrap(key, recipient, b"text:" + context) + body
+
+
 class Identity:
     """The archive's private key, unlocked in memory."""
 
@@ -92,6 +136,37 @@ class Identity:
         return self._private.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
+
+    def _derived(self, info: bytes) -> bytes:
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(self._raw())
+
+    def _signer(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self._derived(_SIGNING_INFO))
+
+    @property
+    def decision_key(self) -> DecisionKey:
+        """The public half of the signing key derived from this identity (no identity-format change)."""
+        return DecisionKey(
+            self._signer().public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        )
+
+    def sign(self, message: bytes) -> bytes:
+        """Ed25519 signature (64 bytes) with the derived decision signing key."""
+        return self._signer().sign(message)
+
+    def binding_mac(self, message: bytes) -> bytes:
+        """HMAC-SHA256 under the derived record-binding key."""
+        mac = hmac.HMAC(self._derived(_BINDING_INFO), hashes.SHA256())
+        mac.update(message)
+        return mac.finalize()
+
+    def open_text(self, sealed: bytes, context: bytes) -> str:
+        """Open a text sealed by seal_text with the same context."""
+        key = self.unwrap(sealed[:WRAPPED_LEN], b"text:" + context)
+        try:
+            return ChaCha20Poly1305(key).decrypt(_ZERO_NONCE, sealed[WRAPPED_LEN:], _TEXT_AD + context).decode("utf-8")
+        except (InvalidTag, UnicodeDecodeError) as exc:
+            raise IntegrityError("a sealed text is damaged or belongs elsewhere") from exc
 
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
         """Open a key wrapped to this identity; `context` must be what it was wrapped with."""

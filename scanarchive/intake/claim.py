@@ -32,7 +32,7 @@ from pathlib import Path
 from scanarchive.archive.catalog import Catalog
 from scanarchive.clock import now_utc
 from scanarchive.errors import InputRejected, TransientError
-from scanarchive.fsio import check_regular, fsync_dir, open_dir, open_regular, stream_fd
+from scanarchive.fsio import check_regular, fsync_dir, make_dir, open_dir, open_regular, stream_fd
 from scanarchive.intake.refuse import set_aside
 from scanarchive.names import printable
 
@@ -75,7 +75,8 @@ class Journal:
         self, root: Path, catalog: Catalog, *, max_bytes: int | None = None, refuse: Refuser | None = None
     ) -> None:
         self.dir = root / "journal"
-        self.dir.mkdir(mode=0o700, exist_ok=True)
+        with suppress(FileExistsError):
+            make_dir(self.dir, 0o700)  # in a setgid archive (separated accounts): its mode and group
         self.catalog = catalog
         self.max_bytes = max_bytes
         self.refuse = refuse or default_refuser

@@ -24,11 +24,12 @@ from types import FrameType
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from scanarchive.archive import quarantine
+from scanarchive.archive import accounts, quarantine
 from scanarchive.archive.layout import Archive
 from scanarchive.clock import now_utc
 from scanarchive.errors import EngineMissing, InputRejected, IntegrityError, ScanarchiveError, TransientError
 from scanarchive.fsio import open_regular, read_fd, write_new_in
+from scanarchive.ingest import analyse
 from scanarchive.ingest.pipeline import ingest_file
 from scanarchive.intake import quarantine as intake_quarantine
 from scanarchive.intake.claim import Claim, Journal
@@ -91,6 +92,19 @@ class _Events(FileSystemEventHandler):
         return paths
 
 
+def _say_parser_sandbox() -> None:
+    """Once at start-up: how the process that reads the scans is confined here, and plainly if it is not."""
+    how = analyse.sandbox_status()
+    if analyse.sandboxed():
+        log.info("scans are read in a sandboxed process (%s)", how)
+    else:
+        log.warning(
+            "the process that reads the scans is NOT fully sandboxed on this machine (%s): a hostile scan that "
+            "exploits a decoder could do more than it should; see docs/threat-model.md, 'Parser sandbox'",
+            how,
+        )
+
+
 class Watcher:
     def __init__(self, archive: Archive, drop: Path) -> None:
         self.archive = archive
@@ -114,6 +128,9 @@ class Watcher:
 
     def run(self, *, once: bool = False) -> Tally:
         with WatchLock(self.archive.root):
+            for line in accounts.watcher_warnings(self.archive.root):  # once: said, not silently weaker
+                log.warning("%s", line)
+            _say_parser_sandbox()  # once at start-up: how the scan reader is confined, plainly if it is not
             self._install_signals()
             self.recover()
             if once:
@@ -243,6 +260,17 @@ class Watcher:
             )
         except InputRejected as exc:
             self._quarantine(claim, path, exc.message)
+            return
+        except analyse.ParserCrashed as exc:  # the file may be what kills the reader: retried, then quarantined
+            if claim.attempts + 1 >= UNEXPECTED_ATTEMPTS:
+                self._quarantine(
+                    claim,
+                    path,
+                    f"{exc.message} ({claim.attempts + 1} times); it is kept sealed in the quarantine: try "
+                    "'scanarchive failed retry' after an update",
+                )
+            else:
+                self._defer(claim, exc.message)
             return
         except (TransientError, EngineMissing, IntegrityError) as exc:
             self._defer(claim, exc.message)

@@ -2,7 +2,8 @@
 
 An approval is given for one record and one destroy-after date: when the
 record's facts change, so does the date, and the approval no longer counts
-(review.review_all). Approving is audited as `approve` (record ids and a count;
+(review.review_all). An approval is signed (archive/checkpoint.py), so it needs the
+identity; the digest covers the record's filing too. Approving is audited as `approve` (record ids and a count;
 never who approved: that name is kept in the catalog and the certificate).
 """
 
@@ -11,13 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from scanarchive.archive import checkpoint
 from scanarchive.archive.layout import Archive
 from scanarchive.clock import now_utc
+from scanarchive.crypto.keys import Identity
 from scanarchive.errors import UsageError
 from scanarchive.retention import review
 
 
-def approve(archive: Archive, records: Sequence[str] | None, *, by: str, today: date) -> list[review.Review]:
+def approve(
+    archive: Archive, records: Sequence[str] | None, *, by: str, today: date, identity: Identity
+) -> list[review.Review]:
     """Approve the destruction of these records (ids or unique prefixes), or of every due record when
     `records` is None. Every record named must be due; nothing is approved otherwise.
 
@@ -39,5 +44,6 @@ def approve(archive: Archive, records: Sequence[str] | None, *, by: str, today: 
                 "INSERT OR REPLACE INTO approvals(record_id, approved_by, approved_at, destroy_after) VALUES (?,?,?,?)",
                 (r.record.id, by, now_utc(), str(r.decision.destroy_after)),
             )
+        checkpoint.update(archive, identity, approvals=[r.record.id for r in wanted])
     archive.audit("approve", records=[r.record.id for r in wanted], count=len(wanted))
     return wanted

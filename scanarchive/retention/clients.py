@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from scanarchive.archive import checkpoint
 from scanarchive.archive.catalog import Catalog
 from scanarchive.archive.layout import Archive
 from scanarchive.clock import now_utc
-from scanarchive.errors import RecordNotFound, UsageError
+from scanarchive.crypto.keys import Identity
+from scanarchive.errors import IntegrityError, RecordNotFound, UsageError
 from scanarchive.retention.policy import ClientFacts
 
 FACTS = ("date_of_birth", "termination", "date_of_death", "last_entry", "last_service")
@@ -63,10 +65,12 @@ def codes(catalog: Catalog) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def save(archive: Archive, code: str, facts: dict[str, str | None], *, create: bool) -> None:
-    """Add a client or change its facts (a value of '' clears a fact), in one transaction.
+def save(archive: Archive, code: str, facts: dict[str, str | None], *, create: bool, identity: Identity) -> None:
+    """Add a client or change its facts (a value of '' clears a fact), in one transaction, signed.
 
-    Audited as `client` (the code and the names of the facts given, never their values)."""
+    A client whose facts were changed without the passphrase is changed only when every fact is
+    given (so nothing forged is signed along). Audited as `client` (the code and the names of the
+    facts given, never their values)."""
     unknown = set(facts) - set(FACTS)
     if unknown:
         raise UsageError(f"unknown client fact(s): {', '.join(sorted(unknown))}")
@@ -74,6 +78,12 @@ def save(archive: Archive, code: str, facts: dict[str, str | None], *, create: b
         exists = db.execute("SELECT 1 FROM clients WHERE code = ?", (code,)).fetchone() is not None
         if create and exists:
             raise UsageError(f"client {code} already exists", hint="Change its facts with 'scanarchive client set'.")
+        if set(facts) != set(FACTS) and not checkpoint.item_intact(archive, "clients", code):
+            raise IntegrityError(
+                f"the retention facts of client {code} were changed without the passphrase",
+                hint="Check them ('scanarchive client show'), then set every fact: --born, --terminated, --died, "
+                "--last-entry and --last-service ('' for none).",
+            )
         if not exists:
             db.execute("INSERT INTO clients(code, created_at, updated_at) VALUES (?,?,?)", (code, now_utc(), now_utc()))
         for name, value in facts.items():
@@ -81,4 +91,5 @@ def save(archive: Archive, code: str, facts: dict[str, str | None], *, create: b
                 f"UPDATE clients SET {name} = ?, updated_at = ? WHERE code = ?",  # noqa: S608 - allow-listed
                 (value or None, now_utc(), code),
             )
+        checkpoint.update(archive, identity, clients=[code])
     archive.audit("client", client=code, fields=sorted(facts))

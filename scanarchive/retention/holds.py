@@ -1,7 +1,9 @@
 """Legal holds: named, with a reason; a held record cannot be destroyed by any path.
 
 Placing and releasing a hold change state, so `place` and `release` write their
-audit entries (`hold_place`, `hold_release`) themselves.
+audit entries (`hold_place`, `hold_release`) themselves. Both need the identity: the
+change is signed into decisions/checkpoint.json (archive/checkpoint.py), and the reason
+is sealed to the recipient (`Hold.reason` is the sealed form; `reason_of` opens it).
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import getpass
 from dataclasses import dataclass
 
+from scanarchive.archive import checkpoint
 from scanarchive.archive.catalog import Catalog, RecordRow
 from scanarchive.archive.layout import Archive
 from scanarchive.clock import now_utc
+from scanarchive.crypto.keys import Identity
 from scanarchive.errors import RecordNotFound, UsageError
 from scanarchive.names import TOKEN
 
@@ -21,7 +25,7 @@ class Hold:
     name: str
     client_code: str | None
     record_id: str | None
-    reason: str
+    reason: str  # sealed ("sealed-1:…"), or plaintext in an archive not upgraded yet
     placed_by: str
     placed_at: str
 
@@ -41,7 +45,14 @@ def check_name(name: str) -> str:
     return name
 
 
-def place(archive: Archive, name: str, reason: str, *, client: str | None, record: str | None) -> Hold:
+def reason_of(identity: Identity, hold: Hold) -> str:
+    """The hold's reason in clear (it is stored sealed to the recipient)."""
+    return checkpoint.open_reason(identity, hold.name, hold.reason)
+
+
+def place(
+    archive: Archive, name: str, reason: str, *, client: str | None, record: str | None, identity: Identity
+) -> Hold:
     """Place a named hold on one client or one record; audited as `hold_place` (the name, the client or record)."""
     check_name(name)
     catalog = archive.catalog
@@ -54,10 +65,18 @@ def place(archive: Archive, name: str, reason: str, *, client: str | None, recor
     with catalog.transaction() as db:
         if db.execute("SELECT 1 FROM holds WHERE name = ? AND released_at IS NULL", (name,)).fetchone():
             raise UsageError(f"a hold named {name!r} is already in place", hint="Choose another name.")
-        db.execute(
+        added = db.execute(
             "INSERT INTO holds(name, client_code, record_id, reason, placed_by, placed_at) VALUES (?,?,?,?,?,?)",
-            (name, client, record, reason, getpass.getuser(), now_utc()),
+            (
+                name,
+                client,
+                record,
+                checkpoint.seal_reason(identity.recipient, name, reason),
+                getpass.getuser(),
+                now_utc(),
+            ),
         )
+        checkpoint.update(archive, identity, holds=[str(added.lastrowid)])
     placed = next(h for h in active(catalog) if h.name == name)
     archive.audit(
         "hold_place",
@@ -67,14 +86,16 @@ def place(archive: Archive, name: str, reason: str, *, client: str | None, recor
     return placed
 
 
-def release(archive: Archive, name: str) -> None:
+def release(archive: Archive, name: str, *, identity: Identity) -> None:
     """Release the hold in place under this name; audited as `hold_release`."""
     with archive.catalog.transaction() as db:
-        done = db.execute("UPDATE holds SET released_at = ? WHERE name = ? AND released_at IS NULL", (now_utc(), name))
-        if done.rowcount == 0:
+        row = db.execute("SELECT id FROM holds WHERE name = ? AND released_at IS NULL", (name,)).fetchone()
+        if row is None:
             raise RecordNotFound(
                 f"there is no hold named {name!r} in place", hint="List them with 'scanarchive hold list'."
             )
+        db.execute("UPDATE holds SET released_at = ? WHERE id = ?", (now_utc(), row[0]))
+        checkpoint.update(archive, identity, holds=[str(row[0])])
     archive.audit("hold_release", hold=check_name(name))
 
 

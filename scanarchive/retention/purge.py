@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from scanarchive.archive import sync
+from scanarchive.archive import checkpoint, sync
 from scanarchive.archive.layout import Archive
 from scanarchive.clock import now_utc
 from scanarchive.errors import ConfigError
@@ -82,6 +82,7 @@ class PurgePlan:
     approval: str  # "required" or "automatic", as the plan was made under
     verdicts: tuple[Verdict, ...]  # every record, in catalog order
     lock: object | None  # the purge.lock hold it was made under (None: made without the lock)
+    refused: tuple[str, ...] = ()  # due records kept because a decision behind them does not verify
 
     @property
     def automatic(self) -> bool:
@@ -153,8 +154,23 @@ def plan(archive: Archive, today: date, *, approval: str | None = None) -> Purge
     require_presets(archive)
     approval = archive.config.retention.approval if approval is None else approval
     reviews = review.review_all(archive, today, review.presets_in_force(archive))
-    verdicts = tuple(Verdict(r, *r.verdict(approval)) for r in reviews)
-    return PurgePlan(today, approval, verdicts, _held.by_root.get(_key(archive)))
+    verdicts = [Verdict(r, *r.verdict(approval)) for r in reviews]
+    # Every decision a destruction depends on must be as the owner signed it (docs/format.md §15.5).
+    trust = checkpoint.load(archive)
+    now = checkpoint.live(archive) if trust.upgraded else None
+    refused = []
+    for n, v in enumerate(verdicts):
+        doubts = (
+            []
+            if now is None or not v.go
+            else checkpoint.doubts(trust, now, v.review.record, approval_needed=approval == "required")
+        )
+        if doubts:
+            refused.append(v.review.record.id)
+            why = f"Due since after {v.review.decision.destroy_after}, but {'; '.join(doubts)}: kept."
+            verdicts[n] = Verdict(v.review, False, why)
+            log.warning("record %s: %s", v.review.record.id, why)
+    return PurgePlan(today, approval, tuple(verdicts), _held.by_root.get(_key(archive)), tuple(refused))
 
 
 def execute(archive: Archive, plan: PurgePlan, *, dry_run: bool = False) -> list[Destroyed]:
@@ -185,6 +201,7 @@ def execute(archive: Archive, plan: PurgePlan, *, dry_run: bool = False) -> list
         count=len(destroyed),
         dry_run=dry_run,
         automatic=plan.automatic,
+        **({"refused": list(plan.refused)} if plan.refused else {}),
     )
     return destroyed
 

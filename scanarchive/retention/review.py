@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from scanarchive.archive import checkpoint
 from scanarchive.archive.catalog import RecordRow
 from scanarchive.archive.layout import Archive
 from scanarchive.config import set_retention
-from scanarchive.errors import ConfigError
+from scanarchive.crypto.keys import Identity
+from scanarchive.errors import ConfigError, UsageError
 from scanarchive.retention import clients, holds
 from scanarchive.retention.policy import ClientFacts, Decision, decide, is_due
 from scanarchive.retention.presets import DEFAULT_FOLDER, Preset, load_presets, select_presets
@@ -78,14 +80,46 @@ def choose_presets(ids: list[str], *, allow_unconfirmed: bool) -> list[Preset]:
     return chosen
 
 
-def use_presets(archive: Archive, ids: list[str], *, allow_unconfirmed: bool) -> list[Preset]:
-    """Put these presets in force (replacing the list in config.toml); audited as `retention`.
+def use_presets(archive: Archive, ids: list[str], *, allow_unconfirmed: bool, identity: Identity) -> list[Preset]:
+    """Put these presets in force (replacing the list in config.toml), signed; audited as `retention`.
 
-    allow_unconfirmed is written as true exactly when an unconfirmed preset is among them."""
+    allow_unconfirmed is written as true exactly when an unconfirmed preset is among them. The approval
+    mode written is the signed one (an unsigned edit of it is undone here, never signed along)."""
     chosen = choose_presets(ids, allow_unconfirmed=allow_unconfirmed)
-    set_retention(archive.root / "config.toml", [p.id for p in chosen], any(not p.confirmed for p in chosen))
+    with archive.catalog.transaction():
+        signed = checkpoint.signed_retention(archive)
+        set_retention(
+            archive.root / "config.toml",
+            [p.id for p in chosen],
+            any(not p.confirmed for p in chosen),
+            None if signed is None else str(signed["approval"]),
+        )
+        checkpoint.update(archive, identity, retention=True)
     archive.audit("retention", presets=[p.id for p in chosen])
     return chosen
+
+
+def set_approval(archive: Archive, mode: str, *, identity: Identity) -> None:
+    """Set [retention] approval ("required" or "automatic"), signed; audited as `retention` (code = the mode).
+    The presets written are the signed ones (an unsigned edit of them is undone, never signed along)."""
+    if mode not in ("required", "automatic"):
+        raise UsageError('the approval mode is "required" or "automatic"')
+    with archive.catalog.transaction():
+        signed = checkpoint.signed_retention(archive)
+        current = archive.config.retention
+        presets = list(current.presets) if signed is None else [str(p) for p in signed["presets"]]
+        allow = current.allow_unconfirmed if signed is None else bool(signed["allow_unconfirmed"])
+        set_retention(archive.root / "config.toml", presets, allow, mode)
+        checkpoint.update(archive, identity, retention=True)
+    archive.audit("retention", presets=presets, code=mode)
+
+
+def re_sign(archive: Archive, *, identity: Identity) -> None:
+    """Sign every decision as it stands now (after a person checked them), re-pin the decision key and
+    accept the catalog's current state as the newest; audited as `retention` (code = re-sign)."""
+    with archive.catalog.transaction():
+        checkpoint.update(archive, identity, rebuild=True)
+    archive.audit("retention", presets=list(archive.config.retention.presets), code="re-sign")
 
 
 def review_all(archive: Archive, today: date, presets: list[Preset]) -> list[Review]:
