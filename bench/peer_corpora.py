@@ -229,6 +229,7 @@ def new_archive(root: Path, ocr_timeout: float) -> Path:
     root.mkdir(parents=True)
     secret = root / "passphrase"
     secret.write_text("peer corpora bench\n")
+    secret.chmod(0o600)  # a passphrase file others can read is refused
     archive = root / "archive"
     subprocess.run(
         scanarchive_cmd(archive, "init", "--passphrase-file", str(secret), "--kdf-seconds", "0.02"),

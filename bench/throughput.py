@@ -224,6 +224,7 @@ def run_scanarchive(docs: list[Doc], work: Path, jobs: int, kdf: float, word: st
     work.mkdir(parents=True)
     archive, secret, drop = work / "archive", work / "passphrase", work / "drop"
     secret.write_text(PASSPHRASE)
+    secret.chmod(0o600)  # a passphrase file others can read is refused
     secret.chmod(0o600)
     init = scanarchive("--archive", str(archive), "init", "--passphrase-file", str(secret), "--kdf-seconds", str(kdf))
     subprocess.run(init, check=True, capture_output=True)

@@ -30,6 +30,7 @@ def new_archive(root: Path, drop: Path) -> Path:
     archive = root / "archive"
     secret = root / "pw"
     secret.write_text("benchmark passphrase")
+    secret.chmod(0o600)  # a passphrase file others can read is refused
     cmd = [
         sys.executable,
         "-m",

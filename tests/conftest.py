@@ -45,6 +45,7 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def passphrase_file(tmp_path: Path) -> Path:
     path = tmp_path / "passphrase.txt"
     path.write_text(PASSPHRASE + "\n")
+    path.chmod(0o600)  # a passphrase file others can read is refused
     return path
 
 

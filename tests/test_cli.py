@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scanarchive.errors import ArchiveExists, ArchiveNotFound, IdentityUnavailable, UsageError, WrongPassphrase
+from tests.conftest import PASSPHRASE
 from tests.kits.helpers import cli, cli_process
 
 
@@ -17,7 +18,7 @@ def test_init_makes_a_private_archive_and_refuses_an_existing_one(
 ) -> None:
     assert (archive_dir.stat().st_mode & 0o777) == 0o700
     names = sorted(p.name for p in archive_dir.iterdir())
-    assert names == ["audit.log", "catalog.db", "config.toml", "identity.enc", "objects"]
+    assert names == ["audit.log", "catalog.db", "config.toml", "decisions", "identity.enc", "objects"]
     identity = json.loads((archive_dir / "identity.enc").read_text())
     assert identity["kdf"]["name"] == "scrypt" and "ciphertext" in identity
     config = (archive_dir / "config.toml").read_text()
@@ -31,6 +32,7 @@ def test_init_makes_a_private_archive_and_refuses_an_existing_one(
 def test_init_refuses_empty_passphrase(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty"
     empty.write_text("\n")
+    empty.chmod(0o600)  # a passphrase file others can read is refused
     run = cli(capsys, "--archive", tmp_path / "a", "init", "--passphrase-file", empty)
     assert run.code == UsageError.exit_code and "empty passphrase" in run.err
     assert not (tmp_path / "a").exists()
@@ -75,6 +77,7 @@ def test_wrong_passphrase_changes_nothing(
     assert cli(capsys, "--archive", archive_dir, "ingest", small_scan).code == 0
     wrong = tmp_path / "wrong"
     wrong.write_text("not the passphrase")
+    wrong.chmod(0o600)  # a passphrase file others can read is refused
     before = {p: p.read_bytes() for p in archive_dir.rglob("*") if p.is_file() and not p.name.startswith("catalog")}
     for verb in (["search", "word"], ["verify", "--read-data"], ["passwd"]):
         run = cli(capsys, "--archive", archive_dir, *verb, "--passphrase-file", wrong)
@@ -92,6 +95,7 @@ def test_passwd_changes_only_the_identity(
     blobs = {p: p.read_bytes() for p in (archive_dir / "objects").rglob("*") if p.is_file()}
     new = tmp_path / "new"
     new.write_text("a brand new passphrase")
+    new.chmod(0o600)  # a passphrase file others can read is refused
     run = cli(
         capsys, "--archive", archive_dir, "passwd", "--passphrase-file", passphrase_file, "--new-passphrase-file", new
     )
@@ -127,3 +131,27 @@ def test_bad_arguments_exit_2(archive_dir: Path) -> None:
     run = cli_process("--archive", archive_dir, "ingest", "x.png", "--client", "Jane Doe")
     assert run.code == 2 and "client code" in run.err
     assert os.path.exists(archive_dir)
+
+
+def test_a_passphrase_file_others_can_read_is_refused_before_it_is_read(
+    archive_dir: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    passphrase_file.chmod(0o644)
+    run = cli(capsys, "--archive", archive_dir, "search", "word", "--passphrase-file", passphrase_file)
+    assert run.code == UsageError.exit_code
+    assert "can be read by other users" in run.err and "chmod 600" in run.err
+    assert PASSPHRASE not in run.out + run.err
+    passphrase_file.chmod(0o600)
+    assert cli(capsys, "--archive", archive_dir, "search", "word", "--passphrase-file", passphrase_file).code == 0
+
+
+def test_a_weak_new_passphrase_is_refused_and_nothing_is_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weak = tmp_path / "weak"
+    weak.write_text("password123\n")
+    weak.chmod(0o600)
+    run = cli(capsys, "--archive", tmp_path / "a", "init", "--passphrase-file", weak, "--kdf-seconds", "0.01")
+    assert run.code == UsageError.exit_code
+    assert "too easy to guess" in run.err and "password123" not in run.err
+    assert not (tmp_path / "a").exists()

@@ -76,6 +76,7 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Ingested:
     base = tmp_path_factory.mktemp("export-master")
     passphrase_file = base / "passphrase.txt"
     passphrase_file.write_text(ARCHIVE_PASSPHRASE + "\n")
+    passphrase_file.chmod(0o600)  # a passphrase file others can read is refused
     root = base / "archive"
     drop = base / "scans"
     drop.mkdir()
@@ -196,6 +197,7 @@ def test_encrypted_export_opens_only_with_its_passphrase_and_shows_no_word(
 ) -> None:
     secret = tmp_path / "export-pass.txt"
     secret.write_text(EXPORT_PASSPHRASE + "\n")
+    secret.chmod(0o600)  # a passphrase file others can read is refused
     dest = tmp_path / "export.sae"
     assert export_cmds.cmd_export(_args(ingested.root, ingested.passphrase_file, dest, encrypt_to=secret)) == 0
     captured = capsys.readouterr()
@@ -324,6 +326,7 @@ def test_export_refusals(ingested: Ingested, tmp_path: Path) -> None:
         )
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
+    empty.chmod(0o600)  # a passphrase file others can read is refused
     with pytest.raises(UsageError, match="empty"):
         export_cmds.cmd_export(_args(ingested.root, ingested.passphrase_file, tmp_path / "e.sae", encrypt_to=empty))
     assert log.read_bytes() == before, "a refused export is not logged as an export"

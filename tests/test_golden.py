@@ -24,6 +24,7 @@ def golden(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, dict[s
     (copy / "expected.json").unlink()
     pw = tmp_path / "pw"
     pw.write_text(expected["passphrase"])
+    pw.chmod(0o600)  # a passphrase file others can read is refused
     return copy, expected
 
 

@@ -100,6 +100,7 @@ def run(argv: list[str], timeout: float) -> Proc:
 def new_archive(root: Path) -> Path:
     secret = root / "passphrase.txt"
     secret.write_text("peer corpus passphrase\n")
+    secret.chmod(0o600)  # a passphrase file others can read is refused
     archive = root / "archive"
     assert main(["--archive", str(archive), "init", "--passphrase-file", str(secret), "--kdf-seconds", "0.01"]) == 0
     set_config(archive, ocr_timeout_seconds=OCR_TIMEOUT)

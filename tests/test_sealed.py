@@ -222,6 +222,7 @@ def test_passwd_is_audited_and_recalibrates_the_kdf_cost_never_lowering_it(
     cost = keys.identity_kdf_log_n(identity_file.read_bytes())
     new = tmp_path / "new"
     new.write_text("another passphrase of several words")
+    new.chmod(0o600)  # a passphrase file others can read is refused
     run = cli(
         capsys, "--archive", archive_dir, "passwd", "--passphrase-file", passphrase_file, "--new-passphrase-file", new
     )
@@ -236,6 +237,7 @@ def test_passwd_is_audited_and_recalibrates_the_kdf_cost_never_lowering_it(
     assert last["event"] == "passwd" and last["key_id"] == key_id
     weaker = tmp_path / "weaker"
     weaker.write_text("yet another passphrase of words")
+    weaker.chmod(0o600)  # a passphrase file others can read is refused
     run = cli(
         capsys, "--archive", archive_dir, "passwd", "--passphrase-file", new, "--new-passphrase-file", weaker,
         "--kdf-seconds", "0.01",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -16,10 +17,22 @@ from scanarchive.errors import UsageError
 
 
 def read_passphrase_file(path: Path) -> str:
+    """The passphrase in `path` (one trailing newline dropped). A file that other users of this
+    machine can read is refused before it is read: whoever reads it can open every note."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fp:
+            mode = os.fstat(fp.fileno()).st_mode
+            if mode & 0o044:
+                raise UsageError(
+                    f"the passphrase file {path} can be read by other users of this machine "
+                    f"(mode {stat.S_IMODE(mode):04o}); it was not used",
+                    hint=f"Make it private first: chmod 600 {path}",
+                )
+            text = fp.read(64 * 1024).decode("utf-8")
     except OSError as exc:
         raise UsageError(f"the passphrase file {path} cannot be read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"the passphrase file {path} is not UTF-8 text") from exc
     return text[:-1] if text.endswith("\n") else text
 
 

@@ -108,6 +108,7 @@ def run(folder: Path, cli: Callable[[Sequence[str]], int], echo: Callable[[str],
     archive = folder / "archive"
     secret = folder / "passphrase.txt"
     secret.write_text(PASSPHRASE + "\n")
+    secret.chmod(0o600)  # a passphrase file others can read is refused
     secret.chmod(0o600)
 
     def step(title: str, *argv: str) -> int:
