@@ -359,3 +359,19 @@ def test_show_skips_an_unreadable_line_but_strict_reading_names_it(tmp_path: Pat
     with pytest.raises(IntegrityError, match="line 3"):
         audit.read_entries(path)
     assert audit.verify(path).first_bad_line == 3
+
+
+def test_ingest_keeps_its_source_when_its_audit_entry_cannot_be_written(
+    archive_dir: Path, small_scan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The entry comes before the deletion: with a log that refuses appends (a whole last line that
+    is not an entry: an edit, never repaired), the note is archived but its scan is not deleted."""
+    log = audit.log_path(archive_dir)
+    with log.open("ab") as fp:
+        fp.write(b"not json\n")
+    run = cli(capsys, "--archive", archive_dir, "ingest", small_scan)
+    assert run.code == IntegrityError.exit_code, run.err
+    assert "not an audit entry" in run.err
+    assert small_scan.exists(), "no audit entry, no deletion"
+    lines = log.read_bytes().splitlines()
+    assert lines[-1] == b"not json"

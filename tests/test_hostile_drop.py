@@ -249,7 +249,7 @@ def test_a_32gb_sparse_file_is_refused_without_reading_and_the_watcher_goes_on(
 
 
 def test_a_name_with_terminal_escapes_is_printed_harmless(
-    archive_dir: Path, drop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    archive_dir: Path, drop: Path, tmp_path: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     name = f"x{ESC}[2K{ESC}[1A\u202eevil\x07.png"
     (drop / name).write_bytes(b"not pixels\n" * 40)
@@ -260,7 +260,7 @@ def test_a_name_with_terminal_escapes_is_printed_harmless(
         wait_for(lambda: len(_notes(drop)) == 1, 30, "its note")
     finally:
         assert _stop(proc) == 0
-    listing = cli(capsys, "--archive", archive_dir, "failed", "list")
+    listing = cli(capsys, "--archive", archive_dir, "failed", "list", "--names", "--passphrase-file", passphrase_file)
     assert listing.code == 0 and "evil" in listing.out
     [note] = _notes(drop)
     for text in (listing.out, listing.err, note.read_text(), note.name, log.read_text()):

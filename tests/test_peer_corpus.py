@@ -301,9 +301,11 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Watched:
             proc.wait()
 
     shas = records_by_sha(archive)
+    # a note's path is sealed in the catalog (it carries the scan's name): find it by the entry id it quotes
+    notes = {p: p.read_text() for p in (drop / "failed").glob("*.txt")} if (drop / "failed").is_dir() else {}
     quarantine = {
-        str(sha): (str(reason), str(note))
-        for sha, reason, note in catalog_rows(archive, "SELECT source_sha256, reason, note_path FROM quarantine")
+        str(sha): (str(reason), next((str(path) for path, text in notes.items() if str(entry_id) in text), ""))
+        for sha, reason, entry_id in catalog_rows(archive, "SELECT source_sha256, reason, id FROM quarantine")
     }
     journal = {str(r[0]): str(r[1]) for r in catalog_rows(archive, "SELECT source_name, last_error FROM journal")}
     remaining = {p.name for p in drop.iterdir() if p.is_file()}

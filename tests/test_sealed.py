@@ -209,7 +209,10 @@ def test_failed_retry_show_and_drop_are_audited(
     assert (last["event"], last["item"], last["command"]) == ("failed", entry.id, "retry")
     assert last["records"] == [record.id] and last["pages"] == 1 and last["duplicate"] is False
 
-    assert cli(capsys, "--archive", archive_dir, "failed", "drop", dropped.id, "--yes").code == 0
+    drop_run = cli(
+        capsys, "--archive", archive_dir, "failed", "drop", dropped.id, "--yes", "--passphrase-file", passphrase_file
+    )
+    assert drop_run.code == 0, drop_run.err
     last = _last(archive_dir)
     assert (last["event"], last["item"], last["command"]) == ("failed", dropped.id, "drop")
     assert audit.verify(audit.log_path(archive_dir)).ok

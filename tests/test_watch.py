@@ -47,6 +47,8 @@ def test_once_archives_good_quarantines_bad_and_ignores_partials(
 
     listing = cli(capsys, "--archive", archive_dir, "failed", "list")
     entry_id = listing.out.split()[0]
+    assert "cut.png" not in listing.out and "(name sealed)" in listing.out, "file names are sealed in the catalog"
+    listing = cli(capsys, "--archive", archive_dir, "failed", "list", "--names", "--passphrase-file", passphrase_file)
     assert "cut.png" in listing.out
     out = tmp_path / "recovered.png"
     run = cli(
@@ -56,7 +58,8 @@ def test_once_archives_good_quarantines_bad_and_ignores_partials(
     assert out.read_bytes() == bad_bytes, "the quarantined scan comes back byte for byte"
     run = cli(capsys, "--archive", archive_dir, "failed", "retry", entry_id, "--passphrase-file", passphrase_file)
     assert run.code == InputRejected.exit_code, "still damaged: the entry stays"
-    assert cli(capsys, "--archive", archive_dir, "failed", "drop", entry_id, "--yes").code == 0
+    run = cli(capsys, "--archive", archive_dir, "failed", "drop", entry_id, "--yes", "--passphrase-file", passphrase_file)
+    assert run.code == 0, run.err
     assert not note.exists()
     assert json.loads(cli(capsys, "--archive", archive_dir, "status", "--json").out)["quarantined"] == 0
     assert not [p for p in (archive_dir / "quarantine").rglob("*") if p.is_file()]

@@ -20,7 +20,6 @@ Normative description: docs/format.md §15.5. In short:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from scanarchive import audit
 from scanarchive.archive import decisions as decision_store
+from scanarchive.archive import sealed
 from scanarchive.archive.catalog import RecordRow
 from scanarchive.clock import now_utc
 from scanarchive.config import ArchiveConfig, parse_config, pin_decision_key
@@ -47,7 +47,6 @@ FORMAT = "scanarchive-checkpoint"
 VERSION = 1
 SIGNED_PREFIX = b"scanarchive-checkpoint-v1\x00"
 BINDING_PREFIX = b"scanarchive-binding-v1\x00"
-SEALED_REASON = "sealed-1:"  # holds.reason: "sealed-1:" + base64url(seal_text(reason, "hold:" + name))
 RE_SIGN_HINT = (
     "Find out who changed it. Then make the decision again with the passphrase, or, after checking every "
     "hold, approval and client fact, run 'scanarchive retention re-sign'."
@@ -355,22 +354,17 @@ def foreign(archive: Archive, own: str) -> list[str]:
 
 
 def seal_reason(recipient: keys.Recipient, name: str, reason: str) -> str:
-    sealed = keys.seal_text(reason, recipient, b"hold:" + name.encode("utf-8"))
-    return SEALED_REASON + base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+    return sealed.seal_text(recipient, b"hold:" + name.encode("utf-8"), reason)
 
 
 def open_reason(identity: keys.Identity, name: str, stored: str) -> str:
-    if not stored.startswith(SEALED_REASON):
-        return stored  # written before reasons were sealed, not yet upgraded
-    body = stored[len(SEALED_REASON) :]
-    sealed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    return identity.open_text(sealed, b"hold:" + name.encode("utf-8"))
+    return sealed.open_text(identity, b"hold:" + name.encode("utf-8"), stored)
 
 
 def _seal_plain_reasons(archive: Archive, identity: keys.Identity) -> None:
     rows = archive.catalog.db.execute("SELECT id, name, reason FROM holds").fetchall()
     for hold_id, name, reason in rows:
-        if not str(reason).startswith(SEALED_REASON):
+        if not sealed.is_sealed_text(str(reason)):
             archive.catalog.db.execute(
                 "UPDATE holds SET reason = ? WHERE id = ?", (seal_reason(identity.recipient, name, reason), hold_id)
             )

@@ -12,11 +12,11 @@ import os
 import sqlite3
 import uuid
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scanarchive.archive import sealed
 from scanarchive.archive.layout import Archive
-from scanarchive.archive.sealed import quarantine_context
+from scanarchive.archive.sealed import quarantine_context, quarantine_name_context
 from scanarchive.archive.store import BlobStore
 from scanarchive.clock import now_utc
 from scanarchive.crypto import keys
@@ -26,6 +26,10 @@ from scanarchive.fsio import make_dir
 
 @dataclass(frozen=True)
 class Entry:
+    """A quarantined scan. `source_name` and `note_path` are as stored: sealed to the recipient
+    (file names may name a client) unless written before they were sealed; `name()` and
+    `note()` open them."""
+
     id: str
     source_name: str
     source_sha256: str
@@ -48,14 +52,15 @@ def seal_scan(archive: Archive, data: bytes, source_name: str, source_sha256: st
     with suppress(FileExistsError):
         make_dir(blobs.root, 0o700)
     digest, size = sealed.put(blobs, key, entry_id, {"original": data}, owner="quarantine")
-    wrapped = keys.wrap(key, archive.sealing_recipient(), quarantine_context(entry_id))
+    recipient = archive.sealing_recipient()
+    wrapped = keys.wrap(key, recipient, quarantine_context(entry_id))
     with archive.catalog.transaction() as db:
         db.execute(
             "INSERT INTO quarantine(id, source_name, source_sha256, reason, blob_sha256, blob_size, key_id, wrapped,"
             " created_at) VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 entry_id,
-                source_name,
+                sealed.seal_text(recipient, quarantine_name_context(entry_id), source_name),
                 source_sha256,
                 reason,
                 digest,
@@ -65,7 +70,23 @@ def seal_scan(archive: Archive, data: bytes, source_name: str, source_sha256: st
                 now_utc(),
             ),
         )
-    return get(archive, entry_id)
+    return replace(get(archive, entry_id), source_name=source_name)  # the caller knows the name
+
+
+def name(entry: Entry, identity: keys.Identity | None) -> str:
+    """The scan's original file name; without the identity, a sealed one reads "(name sealed)"."""
+    if identity is None:
+        return "(name sealed)" if sealed.is_sealed_text(entry.source_name) else entry.source_name
+    return sealed.open_text(identity, quarantine_name_context(entry.id), entry.source_name)
+
+
+def note(entry: Entry, identity: keys.Identity) -> str:
+    """Where its note for a person was written (a path in the drop folder's failed/), or ""."""
+    return sealed.open_text(identity, _note_context(entry.id), entry.note_path) if entry.note_path else ""
+
+
+def _note_context(entry_id: str) -> bytes:
+    return b"quarantine-note:" + uuid.UUID(entry_id).bytes
 
 
 def _entry(r: sqlite3.Row) -> Entry:
@@ -135,6 +156,7 @@ def forget(archive: Archive, entry: Entry) -> None:
 
 
 def set_note(archive: Archive, entry: Entry, note_path: str) -> None:
-    """Where the entry's note for a person was written."""
+    """Where the entry's note for a person was written (sealed: the note's name is the scan's)."""
+    stored = sealed.seal_text(archive.sealing_recipient(), _note_context(entry.id), note_path)
     with archive.catalog.transaction() as db:
-        db.execute("UPDATE quarantine SET note_path = ? WHERE id = ?", (note_path, entry.id))
+        db.execute("UPDATE quarantine SET note_path = ? WHERE id = ?", (stored, entry.id))

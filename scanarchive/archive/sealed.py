@@ -16,14 +16,15 @@ docs/errors.md lists them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
 import uuid
-from typing import Literal
+from typing import Final, Literal
 
 from scanarchive.archive.store import BlobStore
-from scanarchive.crypto import seal
+from scanarchive.crypto import keys, seal
 from scanarchive.errors import IntegrityError
 
 Owner = Literal["record", "quarantine"]
@@ -38,6 +39,11 @@ def record_context(record_id: str) -> bytes:
 def quarantine_context(entry_id: str) -> bytes:
     """What a quarantined scan's key is wrapped with."""
     return b"quarantine:" + uuid.UUID(entry_id).bytes
+
+
+def quarantine_name_context(entry_id: str) -> bytes:
+    """What a quarantined scan's original file name is sealed with (file names may name a client)."""
+    return b"quarantine-name:" + uuid.UUID(entry_id).bytes
 
 
 def index_context(generation: int) -> bytes:
@@ -167,3 +173,27 @@ def open_all(store: BlobStore, digest: str, key: bytes, object_id: str, *, owner
         return seal.open_blob(data, key, uuid.UUID(object_id).bytes)
     except IntegrityError as exc:
         raise IntegrityError(f"{_name(owner, object_id)}: {exc.message}", hint=exc.hint) from exc
+
+
+# --- free text in catalog columns ---------------------------------------------------------------
+
+SEALED_TEXT: Final = "sealed-1:"
+"""A catalog column holding free text a person typed or a file was named (a hold's reason, a
+quarantined scan's file name) stores "sealed-1:" + base64url(keys.seal_text(text, recipient, context)),
+unpadded: only the identity reads it; the unattended jobs never need it (docs/format.md §15.5)."""
+
+
+def seal_text(recipient: keys.Recipient, context: bytes, text: str) -> str:
+    return SEALED_TEXT + base64.urlsafe_b64encode(keys.seal_text(text, recipient, context)).decode().rstrip("=")
+
+
+def is_sealed_text(stored: str) -> bool:
+    return stored.startswith(SEALED_TEXT)
+
+
+def open_text(identity: keys.Identity, context: bytes, stored: str) -> str:
+    """The text; a value written before such columns were sealed is returned as it is."""
+    if not is_sealed_text(stored):
+        return stored
+    body = stored[len(SEALED_TEXT) :]
+    return identity.open_text(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)), context)

@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     failed = sub.add_parser("failed", parents=[common], help="scans that could not be archived (the quarantine)")
     verbs = failed.add_subparsers(dest="failed_command", required=True, metavar="ACTION")
     v = verbs.add_parser("list", parents=[common], help="list quarantined scans and why")
+    v.add_argument(
+        "--names", action="store_true", help="also show each scan's file name (sealed: needs the passphrase)"
+    )
+    add_passphrase_file(v)
     v.set_defaults(func=cmd_failed_list)
     v = verbs.add_parser("show", parents=[common], help="decrypt a quarantined scan to a file")
     v.add_argument("id")
@@ -45,6 +49,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     v = verbs.add_parser("drop", parents=[common], help="discard a quarantined scan for good")
     v.add_argument("id")
     v.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_passphrase_file(v)
     v.set_defaults(func=cmd_failed_drop)
 
 
@@ -70,13 +75,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_failed_list(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
         entries = quarantine.entries(archive)
+        identity = archive.unlock(get_passphrase(args.passphrase_file)) if args.names and entries else None
+        names = {e.id: quarantine.name(e, identity) for e in entries}
     if not entries:
         print("No quarantined scans.")
         return 0
     for e in entries:
-        print(f"{e.id}  {e.created_at}  {human_bytes(e.blob_size):>9}  {printable(e.source_name)}")
+        print(f"{e.id}  {e.created_at}  {human_bytes(e.blob_size):>9}  {printable(names[e.id])}")
         print(f"    {printable(e.reason)}")
     print(f"{len(entries)} quarantined scan(s). 'scanarchive failed retry ID' tries one again.")
+    if identity is None and any(n == "(name sealed)" for n in names.values()):
+        print("File names are sealed in the archive (they may name a client): add --names to see them.")
     return 0
 
 
@@ -104,13 +113,15 @@ def cmd_failed_retry(args: argparse.Namespace) -> int:
 def cmd_failed_drop(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
         entry = quarantine.get(archive, args.id)
+        if not args.yes and not sys.stdin.isatty():
+            raise UsageError("discarding needs confirmation", hint="Add --yes to discard without asking.")
+        identity = archive.unlock(get_passphrase(args.passphrase_file))
         if not args.yes:
-            if not sys.stdin.isatty():
-                raise UsageError("discarding needs confirmation", hint="Add --yes to discard without asking.")
-            answer = input(f"Discard the quarantined scan {printable(entry.source_name)} for good? [y/N] ")
+            name = printable(quarantine.name(entry, identity))
+            answer = input(f"Discard the quarantined scan {name} for good? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing was discarded.")
                 return 0
-        intake_quarantine.drop(archive, entry)
+        intake_quarantine.drop(archive, identity, entry)
     print(f"Discarded {entry.id}: its key, sealed copy and note are gone.")
     return 0

@@ -26,18 +26,21 @@ def iter_ingest_files(root: Path, paths: list[Path], jobs: int, **options: objec
 
     OCR runs in engine processes, so threads overlap the waiting. Files with the same
     bytes go one after another, so the later ones find the first's record instead of
-    racing it into a duplicate. Each file's `ingest` audit entry is written as it
-    finishes (the watcher, which calls ingest_file itself, writes its own); a failure
-    to append it stops the batch, as it stops the command.
+    racing it into a duplicate. Each file's `ingest` audit entry is written once its
+    records are verified and before its source is deleted (the watcher, which calls
+    ingest_file itself, writes its own); a file whose entry cannot be appended keeps
+    its source and reports the error.
     """
 
     def one(path: Path) -> IngestResult | ScanarchiveError:
         with Archive(root) as archive:
+            def announce(result: IngestResult) -> None:  # written before the source is deleted
+                archive.audit("ingest", **result.audit_fields(), source_removed=result.source_removed)
+
             try:
-                result = ingest_file(archive, path, **options)  # type: ignore[arg-type]
+                result = ingest_file(archive, path, announce=announce, **options)  # type: ignore[arg-type]
             except ScanarchiveError as exc:
                 return exc
-            archive.audit("ingest", **result.audit_fields(), source_removed=result.source_removed)
             return result
 
     if jobs <= 1 or len(paths) <= 1:

@@ -24,6 +24,7 @@ import os
 import stat
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,9 @@ class IngestResult:
         }
 
 
+Announce = Callable[["IngestResult"], None]
+
+
 @dataclass
 class _Prepared:
     """One record of the file, sealed and stored but not yet in the catalog."""
@@ -120,8 +124,14 @@ def ingest_file(
     recogniser: engine.PageRecogniser | None = None,
     retry_if_ocr_timed_out: bool = False,
     source_name: str | None = None,
+    announce: Announce | None = None,
 ) -> IngestResult:
     """Seal one scan file as one record per session found in it.
+
+    `announce` (the caller's audit entry) is called with the result once every record is sealed,
+    stored and verified, and BEFORE the source is deleted: a source is never gone without its
+    entry; if `announce` raises, the source stays. The result's `source_removed` then says whether
+    removal is about to be attempted; it is updated with what happened.
 
     `client`/`session_date`/`record_class` (from the command line) apply to pages
     without a sheet code; a sheet code that disagrees with them leaves the record
@@ -138,7 +148,6 @@ def ingest_file(
         # Already sealed (all records of a file are committed together): never a second copy.
         for record in existing:
             sealed.check(archive.store, record.blob_sha256, record.id)
-        removed = _release(path, source_sha, keep_source)
         log.info("already archived as record %s; no second record made", existing[0].id)
         outcomes = [
             identify.RecordOutcome(
@@ -152,7 +161,9 @@ def ingest_file(
             )
             for r in existing
         ]
-        return IngestResult(outcomes, duplicate=True, source_removed=removed)
+        return _announce_and_release(
+            IngestResult(outcomes, duplicate=True, source_removed=not keep_source), path, source_sha, announce
+        )
 
     name_client, name_date = identify.filename_metadata(
         archive.config.identify.filename_pattern, source_name or path.name
@@ -225,14 +236,30 @@ def ingest_file(
         for item in prepared:
             archive.store.delete(item.row.blob_sha256)
         raise
-    removed = _release(path, source_sha, keep_source)  # release
-    seconds = time.perf_counter() - started
     for item in prepared:
         log.debug("record %s sealed: %d pages", item.outcome.record_id, len(item.outcome.source_pages))
     outcomes = [item.outcome for item in prepared]
-    return IngestResult(
-        outcomes, False, removed, seconds, found.ocr_seconds, found.blank_pages, found.quality, found.verdict
+    result = IngestResult(
+        outcomes,
+        False,
+        not keep_source,
+        time.perf_counter() - started,
+        found.ocr_seconds,
+        found.blank_pages,
+        found.quality,
+        found.verdict,
     )
+    return _announce_and_release(result, path, source_sha, announce)  # release
+
+
+def _announce_and_release(
+    result: IngestResult, path: Path, source_sha: str, announce: Announce | None
+) -> IngestResult:
+    if announce is not None:
+        announce(result)
+    if result.source_removed:
+        result.source_removed = _release(path, source_sha)
+    return result
 
 
 def _format_pages(pages: list[int]) -> str:
@@ -243,12 +270,11 @@ def _parse_pages(text: str, count: int) -> list[int]:
     return [int(p) for p in text.split(",") if p] or list(range(1, count + 1))
 
 
-def _release(path: Path, source_sha: str, keep_source: bool) -> bool:
-    """Delete the source, but only if it is still exactly the bytes that were archived."""
-    if keep_source:
-        return False
+def _release(path: Path, source_sha: str) -> bool:
+    """Delete the source, but only if it is still exactly the bytes that were archived (hashed in blocks)."""
     try:
-        current = hashlib.sha256(path.read_bytes()).hexdigest()
+        with path.open("rb") as fp:
+            current = hashlib.file_digest(fp, "sha256").hexdigest()
     except OSError:
         return False
     if current != source_sha:

@@ -37,27 +37,29 @@ def retry(archive: Archive, identity: keys.Identity, entry: Entry) -> IngestResu
     with private_tempdir() as tmp:
         path = tmp / "scan"
         path.write_bytes(data)
-        result = ingest_file(archive, path, source_name=entry.source_name)
-    remove(archive, entry)
+        result = ingest_file(archive, path, source_name=quarantine.name(entry, identity))
+    remove(archive, entry, identity)
     archive.audit("failed", item=entry.id, command="retry", **result.audit_fields())
     return result
 
 
-def drop(archive: Archive, entry: Entry) -> None:
-    """Discard a quarantined scan for good (crypto-shredding); audited."""
-    remove(archive, entry)
+def drop(archive: Archive, identity: keys.Identity, entry: Entry) -> None:
+    """Discard a quarantined scan for good (crypto-shredding); audited. The identity opens where
+    its note is (sealed, as the note carries the scan's name)."""
+    remove(archive, entry, identity)
     archive.audit("failed", item=entry.id, command="drop")
 
 
-def remove(archive: Archive, entry: Entry) -> None:
+def remove(archive: Archive, entry: Entry, identity: keys.Identity) -> None:
     """Forget a quarantined scan (its key, row and blob) and remove its note from failed/.
 
     The note is unlinked by name through a descriptor of failed/ (safety.open_failed), so a
     failed/ swapped for a link since the note was written never makes this delete elsewhere."""
+    where = quarantine.note(entry, identity)
     quarantine.forget(archive, entry)
-    if not entry.note_path:
+    if not where:
         return
-    note = Path(entry.note_path)
+    note = Path(where)
     try:
         failed_fd = open_failed(note.parent.parent)
     except (OSError, IntegrityError) as exc:

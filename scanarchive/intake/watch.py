@@ -257,6 +257,7 @@ class Watcher:
                 path,
                 retry_if_ocr_timed_out=claim.attempts + 1 < self.settings.ocr_timeout_attempts,
                 source_name=claim.source_name,
+                announce=lambda done: self._audit("ingest", **done.audit_fields(), item=claim.claim_id),
             )
         except InputRejected as exc:
             self._quarantine(claim, path, exc.message)
@@ -299,7 +300,6 @@ class Watcher:
                 self._defer(claim, f"unexpected {type(exc).__name__}")
             return
         self.journal.finish(claim)
-        self._audit("ingest", **result.audit_fields(), item=claim.claim_id)
         if result.duplicate:
             self.tally.duplicates += 1
             log.info("claim %s: already archived as record %s; no second record", claim.claim_id, result.record_id)
