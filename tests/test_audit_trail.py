@@ -5,8 +5,9 @@ in between, and checks that exactly the expected new entries were appended: thei
 every field, nothing more. A case fails if the entry is missing (as it was while cli/ wrote
 the audit trail), has a field more or less, or is written twice.
 
-To add an entry point (ingest, verify, passwd, failed retry/drop, backup, export, search,
-show ...), append an `EntryPoint` to ENTRY_POINTS: `call` runs the library function, `expect`
+Covered: retention (clients, presets, holds, approvals, purge), filing, ingest, verify, passwd,
+search, show, backup, export, and the quarantine's show and drop (retry: tests/test_sealed.py;
+init: tests/test_audit.py; the watcher: tests/test_watch.py). To add one, append an `EntryPoint`: `call` runs the library function, `expect`
 lists the entries it must append (event and fields, in order), `setup` prepares the archive
 beforehand (its own entries are not counted).
 """
@@ -21,14 +22,16 @@ from typing import Any
 
 import pytest
 
-from scanarchive import audit
-from scanarchive.archive import filing
+from scanarchive import audit, export, reading
+from scanarchive.archive import backup, check, filing, quarantine
 from scanarchive.archive.layout import Archive
 from scanarchive.crypto.keys import Identity
 from scanarchive.errors import UsageError
+from scanarchive.ingest import batch
+from scanarchive.intake import quarantine as intake_quarantine
 from scanarchive.retention import approvals, clients, holds, purge, review
 from tests.conftest import PASSPHRASE
-from tests.kits.helpers import cli
+from tests.kits.helpers import cli, render_note
 
 CLIENT = "C-0001"
 SESSION = "2020-01-02"
@@ -121,7 +124,84 @@ def _file_record(w: World) -> None:
         filing.file_record(a, w.record_id, session_date="2020-01-03", record_class="psychotherapy")
 
 
+def _ingest_batch(w: World) -> None:
+    image, _ = render_note(seed=11)
+    scan = w.root.parent / "second-note.png"
+    image.save(scan, dpi=(300, 300))
+    ((_, result),) = batch.ingest_files(w.root, [scan], 1)
+    assert not isinstance(result, Exception), result
+
+
+def _newest(w: World) -> str:
+    with w.open() as a:
+        return a.catalog.records()[-1].id
+
+
+def _verify(w: World) -> None:
+    with w.open() as a:
+        check.check_archive(a, None)
+
+
+def _verify_read_data(w: World) -> None:
+    with w.open() as a:
+        check.check_archive(a, _me(a))
+
+
+def _passwd(w: World) -> None:
+    with w.open() as a:
+        a.change_passphrase(_me(a), PASSPHRASE + " again", kdf_seconds=0.01)
+
+
+def _search(w: World) -> None:
+    with w.open() as a:
+        reading.search(a, _me(a), "zzzzqqq", client=CLIENT)
+
+
+def _show(w: World) -> None:
+    with w.open() as a:
+        reading.show(a, _me(a), a.catalog.record(w.record_id))
+
+
+def _backup(w: World) -> None:
+    with w.open() as a:
+        backup.backup(a, w.root.parent / "the-backup")
+
+
+def _export(w: World) -> None:
+    with w.open() as a:
+        export.export_client(a, _me(a), CLIENT, w.root.parent / "the-export")
+
+
+def _quarantined(w: World) -> None:
+    with w.open() as a:
+        quarantine.seal_scan(a, b"not a scan at all" * 10, "junk.png", "0" * 64, "not an image")
+
+
+def _only_entry(w: World) -> str:
+    with w.open() as a:
+        (entry,) = quarantine.entries(a)
+        return entry.id
+
+
+def _failed_drop(w: World) -> None:
+    with w.open() as a:
+        intake_quarantine.drop(a, _me(a), quarantine.get(a, _only_entry(w)))
+
+
+def _failed_show(w: World) -> None:
+    with w.open() as a:
+        quarantine.show(a, _me(a), quarantine.get(a, _only_entry(w)))
+
+
 # --- what they must write -----------------------------------------------------
+
+
+_dropped: list[str] = []  # the id of the entry a drop case removes (gone from the catalog afterwards)
+
+
+def _key_id(w: World) -> str:
+    with w.open() as a:
+        return a.config.recipient.key_id
 
 
 def _destroyed(w: World) -> Expected:
@@ -175,6 +255,59 @@ ENTRY_POINTS: list[EntryPoint] = [
         _purge_dry_run,
         lambda w: [{"event": "purge", "records": [], "count": 0, "dry_run": True, "automatic": False}],
         setup=_approve_named,
+    ),
+    EntryPoint(
+        "ingest.batch.ingest_files",
+        _ingest_batch,
+        lambda w: [
+            {
+                "event": "ingest",
+                "records": [_newest(w)],
+                "clients": [],
+                "pages": 1,
+                "duplicate": False,
+                "source_removed": True,
+            }
+        ],
+    ),
+    EntryPoint(
+        "archive.check.check_archive", _verify, lambda w: [{"event": "verify", "checked": 1, "damaged": [], "ok": True}]
+    ),
+    EntryPoint(
+        "archive.check.check_archive (read data)",
+        _verify_read_data,
+        lambda w: [{"event": "verify", "checked": 1, "damaged": [], "ok": True}],
+    ),
+    EntryPoint("Archive.change_passphrase", _passwd, lambda w: [{"event": "passwd", "key_id": _key_id(w)}]),
+    EntryPoint("reading.search", _search, lambda w: [{"event": "search", "results": 0, "client": CLIENT}]),
+    EntryPoint("reading.show", _show, lambda w: [{"event": "show", "record": w.record_id, "client": CLIENT}]),
+    EntryPoint("archive.backup.backup", _backup, lambda w: [{"event": "backup", "count": 1, "checked": 1}]),
+    EntryPoint(
+        "export.export_client",
+        _export,
+        lambda w: [
+            {
+                "event": "export",
+                "client": CLIENT,
+                "records": [w.record_id],
+                "count": 1,
+                "excluded": 0,
+                "include_psychotherapy": False,
+                "encrypted": False,
+            }
+        ],
+    ),
+    EntryPoint(
+        "archive.quarantine.show",
+        _failed_show,
+        lambda w: [{"event": "failed", "item": _only_entry(w), "command": "show"}],
+        setup=_quarantined,
+    ),
+    EntryPoint(
+        "intake.quarantine.drop",
+        _failed_drop,
+        lambda w: [{"event": "failed", "item": _dropped.pop(), "command": "drop"}],
+        setup=lambda w: (_quarantined(w), _dropped.append(_only_entry(w))),
     ),
     EntryPoint(
         "archive.filing.file_record",
