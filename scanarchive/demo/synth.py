@@ -108,113 +108,21 @@ def _load_font(font: Path | None, px: int) -> FontT:
 #: config files that an earlier vocabulary used.
 AVOIDED_WORDS: Final[frozenset[str]] = frozenset(
     (
-        "client",
-        "record",
-        "records",
-        "date",
-        "note",
-        "notes",
-        "session",
-        "page",
-        "pages",
-        "text",
-        "word",
-        "words",
-        "status",
-        "class",
-        "blob",
-        "key",
-        "keys",
-        "code",
-        "file",
-        "files",
-        "index",
-        "version",
-        "created",
-        "count",
-        "size",
-        "name",
-        "time",
-        "table",
-        "value",
-        "from",
-        "with",
-        "that",
-        "this",
-        "were",
-        "have",
-        "into",
-        "none",
-        "true",
-        "false",
-        "null",
-        "data",
-        "type",
-        "user",
-        "path",
-        "sha256",
-        "json",
-        "mode",
-        "open",
-        "over",
-        "then",
-        "they",
-        "when",
-        "what",
-        "about",
-        "also",
-        "more",
-        "some",
-        "only",
+        "client", "record", "records", "date", "note", "notes", "session", "page",
+        "pages", "text", "word", "words", "status", "class", "blob", "key", "keys",
+        "code", "file", "files", "index", "version", "created", "count", "size", "name",
+        "time", "table", "value", "from", "with", "that", "this", "were", "have",
+        "into", "none", "true", "false", "null", "data", "type", "user", "path",
+        "sha256", "json", "mode", "open", "over", "then", "they", "when", "what",
+        "about", "also", "more", "some", "only",
         # SQL / logs / config, and words that are substrings of common ones
-        "conflict",
-        "trigger",
-        "triggers",
-        "public",
-        "values",
-        "default",
-        "check",
-        "unique",
-        "primary",
-        "hours",
-        "daily",
-        "weekly",
-        "nightly",
-        "warning",
-        "error",
-        "found",
-        "reading",
-        "scanning",
-        "continue",
-        "ending",
-        "recent",
-        "marked",
-        "places",
-        "waiting",
-        "noise",
-        "lower",
-        "family",
-        "persistent",
-        "rated",
-        "since",
-        "before",
-        "during",
-        "every",
-        "after",
-        "eight",
-        "three",
-        "several",
-        "better",
-        "calls",
-        "practice",
-        "identified",
-        "unpacked",
-        "resumed",
-        "remains",
-        "persists",
-        "noted",
-        "recovering",
-        "supervisor",
+        "conflict", "trigger", "triggers", "public", "values", "default", "check",
+        "unique", "primary", "hours", "daily", "weekly", "nightly", "warning",
+        "error", "found", "reading", "scanning", "continue", "ending", "recent",
+        "marked", "places", "waiting", "noise", "lower", "family", "persistent",
+        "rated", "since", "before", "during", "every", "after", "eight", "three",
+        "several", "better", "calls", "practice", "identified", "unpacked",
+        "resumed", "remains", "persists", "noted", "recovering", "supervisor",
         "addressed",
     )
 )
@@ -223,189 +131,76 @@ AVOIDED_WORDS: Final[frozenset[str]] = frozenset(
 # word at least 5 letters (a 4-letter word is found by chance in a few MB of
 # ciphertext far too often for a plaintext-leak test).
 _ADJECTIVES: Final[tuple[str, ...]] = (
-    "enduring",
-    "intermittent",
-    "recurring",
-    "lingering",
-    "heightened",
-    "escalating",
-    "pervasive",
-    "moderate",
-    "occasional",
-    "frequent",
-    "recurrent",
-    "morning",
-    "evening",
-    "gradual",
-    "noticeable",
-    "considerable",
+    "enduring", "intermittent", "recurring", "lingering", "heightened",
+    "escalating", "pervasive", "moderate", "occasional", "frequent",
+    "recurrent", "morning", "evening", "gradual", "noticeable", "considerable",
 )
 _SYMPTOMS: Final[tuple[str, ...]] = (
-    "insomnia",
-    "anxiety",
-    "rumination",
-    "irritability",
-    "fatigue",
-    "restlessness",
-    "panic",
-    "tearfulness",
-    "hypervigilance",
-    "avoidance",
-    "nightmares",
-    "overthinking",
-    "loneliness",
-    "guilt",
-    "worry",
-    "sadness",
-    "numbness",
-    "agitation",
-    "dread",
-    "grief",
-    "perfectionism",
+    "insomnia", "anxiety", "rumination", "irritability", "fatigue",
+    "restlessness", "panic", "tearfulness", "hypervigilance", "avoidance",
+    "nightmares", "overthinking", "loneliness", "guilt", "worry", "sadness",
+    "numbness", "agitation", "dread", "grief", "perfectionism",
 )
 _STRESSORS: Final[tuple[str, ...]] = (
-    "workplace friction",
-    "familial tension",
-    "caregiving demands",
-    "financial strain",
-    "academic pressure",
-    "upcoming relocation",
-    "marital disagreements",
-    "parenting stress",
-    "unemployment",
-    "looming deadlines",
-    "holiday gatherings",
-    "bereavement",
-    "divorce proceedings",
-    "neighbour disputes",
-    "lengthy commuting",
-    "sibling rivalry",
-    "parental illness",
-    "eldercare duties",
+    "workplace friction", "familial tension", "caregiving demands",
+    "financial strain", "academic pressure", "upcoming relocation",
+    "marital disagreements", "parenting stress", "unemployment",
+    "looming deadlines", "holiday gatherings", "bereavement",
+    "divorce proceedings", "neighbour disputes", "lengthy commuting",
+    "sibling rivalry", "parental illness", "eldercare duties",
 )
 _RELATIVES: Final[tuple[str, ...]] = (
-    "sister",
-    "brother",
-    "mother",
-    "father",
-    "partner",
-    "husband",
-    "spouse",
-    "daughter",
-    "grandmother",
-    "roommate",
-    "stepfather",
-    "coworkers",
-    "friends",
-    "neighbour",
+    "sister", "brother", "mother", "father", "partner", "husband", "spouse",
+    "daughter", "grandmother", "roommate", "stepfather", "coworkers",
+    "friends", "neighbour",
 )
 _SKILLS: Final[tuple[str, ...]] = (
-    "breathing",
-    "journaling",
-    "grounding",
-    "mindfulness",
-    "muscle relaxation",
-    "cognitive reframing",
-    "behavioral activation",
-    "sleep hygiene",
-    "exposure hierarchy",
-    "emotion labeling",
-    "worry scheduling",
-    "gratitude journaling",
-    "paced breathing",
-    "thought challenging",
-    "progressive relaxation",
-    "distress tolerance",
+    "breathing", "journaling", "grounding", "mindfulness",
+    "muscle relaxation", "cognitive reframing", "behavioral activation",
+    "sleep hygiene", "exposure hierarchy", "emotion labeling",
+    "worry scheduling", "gratitude journaling", "paced breathing",
+    "thought challenging", "progressive relaxation", "distress tolerance",
 )
 _FREQUENCIES: Final[tuple[str, ...]] = (
-    "weekday mornings",
-    "weeknight evenings",
-    "throughout weekends",
-    "alternate mornings",
-    "bedtime routines",
-    "weekday lunchtimes",
+    "weekday mornings", "weeknight evenings", "throughout weekends",
+    "alternate mornings", "bedtime routines", "weekday lunchtimes",
 )
 _SITUATIONS: Final[tuple[str, ...]] = (
-    "crowded stores",
-    "highway driving",
-    "telephone conversations",
-    "household dinners",
-    "crowded buses",
-    "staff meetings",
-    "social gatherings",
-    "elevators",
-    "dentist visits",
+    "crowded stores", "highway driving", "telephone conversations",
+    "household dinners", "crowded buses", "staff meetings",
+    "social gatherings", "elevators", "dentist visits",
     "unfamiliar neighbourhoods",
 )
 _ACTIVITIES: Final[tuple[str, ...]] = (
-    "morning walks",
-    "swimming",
-    "gardening",
-    "cooking",
-    "painting",
-    "cycling",
-    "birdwatching",
-    "volunteering",
-    "pilates",
-    "guitar lessons",
+    "morning walks", "swimming", "gardening", "cooking", "painting",
+    "cycling", "birdwatching", "volunteering", "pilates", "guitar lessons",
 )
 _TRENDS: Final[tuple[str, ...]] = (
-    "improving",
-    "fluctuating",
-    "steady",
-    "declining slightly",
-    "rebounding gradually",
-    "plateauing",
+    "improving", "fluctuating", "steady", "declining slightly",
+    "rebounding gradually", "plateauing",
 )
 _OUTCOMES: Final[tuple[str, ...]] = (
-    "described calmer evenings",
-    "noticed fewer panic episodes",
-    "deemed exercises helpful",
-    "struggled initially",
-    "tolerated exposure",
-    "sleeping somewhat deeper",
-    "noticed diminished tension",
+    "described calmer evenings", "noticed fewer panic episodes",
+    "deemed exercises helpful", "struggled initially", "tolerated exposure",
+    "sleeping somewhat deeper", "noticed diminished tension",
     "described improved concentration",
 )
 _LOSSES: Final[tuple[str, ...]] = (
-    "grandparent passing",
-    "miscarriage",
-    "friendship breakdown",
-    "early retirement",
-    "familial estrangement",
-    "parental death",
+    "grandparent passing", "miscarriage", "friendship breakdown",
+    "early retirement", "familial estrangement", "parental death",
 )
 _INTENSITIES: Final[tuple[str, ...]] = (
-    "considerable",
-    "intense",
-    "lingering",
-    "pervasive",
-    "manageable",
-    "heavy",
+    "considerable", "intense", "lingering", "pervasive", "manageable", "heavy",
 )
 _NUMBERS: Final[tuple[str, ...]] = ("numerous", "seven", "eleven", "twelve")
 _SLEEP: Final[tuple[str, ...]] = (
-    "restlessly",
-    "soundly",
-    "erratically",
-    "fitfully",
-    "lightly",
-    "adequately",
+    "restlessly", "soundly", "erratically", "fitfully", "lightly", "adequately",
 )
 _DISCUSS: Final[tuple[str, ...]] = (
-    "Discussed",
-    "Explored",
-    "Examined",
-    "Revisited",
-    "Probed",
+    "Discussed", "Explored", "Examined", "Revisited", "Probed",
 )
 _WHEN: Final[tuple[str, ...]] = (
-    "fortnight",
-    "Thursday",
-    "Tuesday",
-    "Monday",
-    "Wednesday",
-    "Friday",
+    "fortnight", "Thursday", "Tuesday", "Monday", "Wednesday", "Friday",
 )
 
 _TEMPLATES: Final[tuple[str, ...]] = (
@@ -429,23 +224,9 @@ _TEMPLATES: Final[tuple[str, ...]] = (
 )
 
 _ALL_LISTS: Final[tuple[tuple[str, ...], ...]] = (
-    _ADJECTIVES,
-    _SYMPTOMS,
-    _STRESSORS,
-    _RELATIVES,
-    _SKILLS,
-    _FREQUENCIES,
-    _SITUATIONS,
-    _ACTIVITIES,
-    _TRENDS,
-    _OUTCOMES,
-    _LOSSES,
-    _INTENSITIES,
-    _NUMBERS,
-    _SLEEP,
-    _DISCUSS,
-    _WHEN,
-    _TEMPLATES,
+    _ADJECTIVES, _SYMPTOMS, _STRESSORS, _RELATIVES, _SKILLS, _FREQUENCIES,
+    _SITUATIONS, _ACTIVITIES, _TRENDS, _OUTCOMES, _LOSSES, _INTENSITIES,
+    _NUMBERS, _SLEEP, _DISCUSS, _WHEN, _TEMPLATES,
 )
 
 _WORD_RE: Final[re.Pattern[str]] = re.compile(r"[A-Za-z]+")
@@ -657,7 +438,9 @@ def render_page(
     wrapped = _wrap(lines, fnt, _text_width_px(dpi, width_in))
     first, pitch, capacity = _lines_capacity(fnt, px, dpi, height_in)
     if len(wrapped) > capacity:
-        raise ValueError(f"{len(wrapped)} wrapped lines do not fit; page holds {capacity} at {font_pt} pt")
+        raise ValueError(
+            f"{len(wrapped)} wrapped lines do not fit; page holds {capacity} at {font_pt} pt"
+        )
 
     ink_rgb = rng.choice(_INKS)
     ink_tone = _luma(ink_rgb)
@@ -688,7 +471,9 @@ def render_page(
             shade = rng.uniform(0.8, 1.2) if jitter > 0 else 1.0
             y = base_y + (x - left_px) * slope + dy
             draw.text((x, y), w, font=fnt, fill=min(255, round(ink_tone * shade)), anchor="ls")
-            x += fnt.getlength(w) + space * (rng.uniform(*_SPACE_JITTER) if jitter > 0 else 1.0)
+            x += fnt.getlength(w) + space * (
+                rng.uniform(*_SPACE_JITTER) if jitter > 0 else 1.0
+            )
 
     if rotation_deg:
         img = img.rotate(
@@ -767,20 +552,13 @@ def write_scan(path: Path, images: list[Image.Image], fmt: str) -> None:
         first.save(path, format="JPEG", quality=90, dpi=dpi)
     elif f == "tiff":
         first.save(
-            path,
-            format="TIFF",
-            compression="tiff_lzw",
-            dpi=dpi,
-            save_all=True,
-            append_images=rest,
+            path, format="TIFF", compression="tiff_lzw", dpi=dpi,
+            save_all=True, append_images=rest,
         )
     else:
         first.save(
-            path,
-            format="PDF",
-            resolution=float(dpi[0]),
-            save_all=True,
-            append_images=rest,
+            path, format="PDF", resolution=float(dpi[0]),
+            save_all=True, append_images=rest,
         )
 
 
@@ -839,21 +617,14 @@ def make_scan_set(
             angle = rng.uniform(-max_rotation_deg, max_rotation_deg) if max_rotation_deg else 0.0
             note = synthetic_note(note_seed, sentences)
             while True:
-                lines = wrap_lines(note, font=page_font, dpi=dpi, width_in=width_in, font_pt=font_pt)
+                lines = wrap_lines(
+                    note, font=page_font, dpi=dpi, width_in=width_in, font_pt=font_pt
+                )
                 try:
                     img = render_page(
-                        lines,
-                        font=page_font,
-                        dpi=dpi,
-                        width_in=width_in,
-                        height_in=height_in,
-                        font_pt=font_pt,
-                        rotation_deg=angle,
-                        noise=noise,
-                        blur=blur,
-                        seed=page_seed,
-                        mode=mode,
-                        ruled=ruled,
+                        lines, font=page_font, dpi=dpi, width_in=width_in,
+                        height_in=height_in, font_pt=font_pt, rotation_deg=angle,
+                        noise=noise, blur=blur, seed=page_seed, mode=mode, ruled=ruled,
                     )
                     break
                 except ValueError:
@@ -887,11 +658,8 @@ def draw_mark(draw: ImageDraw.ImageDraw, x: int, y: int, size: int, kind: str, r
     if kind == "check":
         draw.line([(j(x + 12), j(y + 34)), (j(x + 28), j(y + 52)), (j(x + 58), j(y + 8))], fill=ink, width=width)
     elif kind == "pencil":  # faint grey pencil
-        draw.line(
-            [(j(x + 12), j(y + 34)), (j(x + 28), j(y + 52)), (j(x + 56), j(y + 10))],
-            fill=rng.randint(150, 175),
-            width=width,
-        )
+        draw.line([(j(x + 12), j(y + 34)), (j(x + 28), j(y + 52)), (j(x + 56), j(y + 10))],
+                  fill=rng.randint(150, 175), width=width)
     elif kind == "cross":
         draw.line([(j(x + 10), j(y + 10)), (j(x + size - 10), j(y + size - 10))], fill=ink, width=width)
         draw.line([(j(x + size - 10), j(y + 10)), (j(x + 10), j(y + size - 10))], fill=ink, width=width)
