@@ -1,6 +1,6 @@
 """Memory benchmark: peak RSS of `scanarchive ingest` on one long PDF scan.
 
-    .venv/bin/python bench/memory.py [--pages 200] [--distinct 8] [--encoding jpeg]
+    .venv/bin/python bench/memory.py [--pages 200] [--distinct 8] [--encoding jpeg] [--baseline [REF]]
 
 Builds one PDF of --pages synthetic handwritten note pages (scanarchive.demo.synth,
 300 dpi greyscale, 8.5 x 5.5 in, four handwriting fonts, skew, blur, noise).
@@ -14,13 +14,24 @@ The PDF is ingested into a fresh archive with `scanarchive ingest FILE` in a
 child process. Every ~50 ms this script walks the child's process tree in
 /proc (the scanarchive process and its engine subprocesses: pdftoppm,
 tesseract, ...) and sums their resident set sizes; the peak of that sum is the
-figure checked against the target (<= 500 MB, MB = 10^6 bytes). Sampling can
+figure checked against the target (<= 500 MB, MB = 10^6 bytes). The
+ingest's private temp folders (SCANARCHIVE_TMPDIR, pointed at a fresh folder
+on /dev/shm as by default) are tmpfs, i.e. RAM that no RSS shows, so the bytes
+of the files in them are sampled too and reported beside the RSS (and added
+to it in "RSS + tmpfs"). Sampling can
 miss a spike shorter than the interval, so the kernel's own figure is shown
 too: ru_maxrss from os.wait4 on the ingest and getrusage(RUSAGE_CHILDREN) after
 it (both are the largest single process of the tree, never a sum), taken by a
 tiny launcher process so that this script's own RSS does not leak into them.
 
-Baseline, for context only (it is not a pipeline): the bare engines on page 1
+--baseline [REF] (REF defaults to HEAD) first ingests the same PDF with
+scanarchive/ocr/ and scanarchive/pages/ as they are in git REF and the rest of
+the package as it is in the working tree (a copy put first on PYTHONPATH, which
+the engine workers inherit), then with the working tree, and prints both: a
+side-by-side comparison of the memory work in one invocation on a shared
+machine.
+
+Bare engines, for context only (it is not a pipeline): the bare engines on page 1
 of the same PDF, one process at a time: `pdftoppm -r 300 -gray` reading the PDF
 from a file, the same reading it from stdin (a pipe), and `tesseract` on the
 rendered page; each one's ru_maxrss.
@@ -33,6 +44,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -125,6 +137,18 @@ def pss_bytes(pid: int) -> int:
     return int(match.group(1)) * 1024 if match else 0
 
 
+def tmpfs_bytes(folder: Path) -> int:
+    """Bytes allocated to the files under `folder` (files come and go while walking: best effort)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
 def command(pid: int) -> str:
     """A short name: the executable's, or for `python -m MODULE` the module's."""
     try:
@@ -143,9 +167,13 @@ class TreeSampler:
     root: int
     interval: float
     skip_root: bool = False
+    tmpfs: Path | None = None  # a folder on tmpfs whose files' bytes are sampled too (RAM no RSS shows)
     peak_rss: int = 0
     peak_pss: int = 0
     peak_breakdown: Counter[str] = field(default_factory=Counter)
+    peak_by_name: Counter[str] = field(default_factory=Counter)  # each command's own peak (summed over its processes)
+    peak_tmpfs: int = 0
+    peak_total: int = 0  # RSS + tmpfs, sampled together
     largest_process: int = 0
     most_processes: int = 0
     samples: int = 0
@@ -171,14 +199,20 @@ class TreeSampler:
         rss: dict[int, int] = {pid: rss_bytes(pid) for pid in self.tree()}
         rss = {pid: size for pid, size in rss.items() if size}
         total = sum(rss.values())
+        shm = tmpfs_bytes(self.tmpfs) if self.tmpfs else 0
+        self.peak_tmpfs = max(self.peak_tmpfs, shm)
+        self.peak_total = max(self.peak_total, total + shm)
+        by_name: Counter[str] = Counter()
+        for pid, size in rss.items():
+            by_name[command(pid)] += size
+        for name, size in by_name.items():
+            self.peak_by_name[name] = max(self.peak_by_name[name], size)
         self.samples += 1
         self.most_processes = max(self.most_processes, len(rss))
         self.largest_process = max([self.largest_process, *rss.values()])
         if total > self.peak_rss:
             self.peak_rss = total
-            self.peak_breakdown = Counter()
-            for pid, size in rss.items():
-                self.peak_breakdown[command(pid)] += size
+            self.peak_breakdown = by_name
         self.peak_pss = max(self.peak_pss, sum(pss_bytes(pid) for pid in rss))
 
     def run(self) -> None:
@@ -241,6 +275,9 @@ def launch(
     stdout: Path | None = None,
     stderr_to_stdout: bool = False,
     interval: float | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    tmpfs: Path | None = None,
 ) -> Launched:
     result = work / f"rusage-{time.monotonic_ns()}.json"
     with open(stdin or os.devnull, "rb") as inp, open(stdout or os.devnull, "wb") as out:
@@ -250,8 +287,10 @@ def launch(
             stdin=inp,
             stdout=out,
             stderr=subprocess.STDOUT if stderr_to_stdout else subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
         )
-        sampler = TreeSampler(proc.pid, interval, skip_root=True) if interval else None
+        sampler = TreeSampler(proc.pid, interval, skip_root=True, tmpfs=tmpfs) if interval else None
         if sampler is not None:
             sampler.start()
         try:
@@ -281,6 +320,109 @@ def baseline(pdf: Path, work: Path) -> list[tuple[str, Launched]]:
     return runs
 
 
+BASELINE_PATHS = ("scanarchive/ocr", "scanarchive/pages")
+
+
+def baseline_package(ref: str, dest: Path) -> Path:
+    """A copy of the working tree's package with BASELINE_PATHS as they are in git `ref`; the folder for PYTHONPATH."""
+    shutil.copytree(ROOT / "scanarchive", dest / "scanarchive", ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "config").symlink_to(ROOT / "config")  # the package reads its defaults from ../config
+    git = ["git", "-C", str(ROOT)]
+    names = subprocess.run(
+        [*git, "ls-tree", "-r", "--name-only", ref, "--", *BASELINE_PATHS], check=True, capture_output=True, text=True
+    ).stdout.split()
+    for name in names:
+        blob = subprocess.run([*git, "show", f"{ref}:{name}"], check=True, capture_output=True).stdout
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_bytes(blob)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import scanarchive.ocr.rapidocr as m; print(m.__file__)"],
+        env=dict(os.environ, PYTHONPATH=str(dest)),
+        cwd=dest,  # `python -c` and `-m` put the current folder first on sys.path
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not probe.startswith(str(dest)):
+        raise SystemExit(f"the baseline copy is not the one imported ({probe})")
+    return dest
+
+
+@dataclass
+class Ingest:
+    label: str
+    run: Launched
+    output: str
+
+
+def ingest(label: str, pdf: Path, work: Path, interval: float, pythonpath: Path | None) -> Ingest:
+    """`scanarchive ingest` of `pdf` into a fresh archive, its process tree and temp folders sampled."""
+    folder = work / label.split()[0]
+    folder.mkdir()
+    archive, secret = folder / "archive", folder / "passphrase"
+    secret.write_text(PASSPHRASE)
+    secret.chmod(0o600)  # a passphrase file others can read is refused
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    cwd = pythonpath or folder  # `python -m` puts the current folder first on sys.path
+    subprocess.run(
+        scanarchive("--archive", str(archive), "init", "--passphrase-file", str(secret), "--kdf-seconds", "0.05"),
+        check=True,
+        capture_output=True,
+        env=env,
+        cwd=cwd,
+    )
+    shm = Path("/dev/shm")  # the default parent of the private folders; ours is a fresh 0700 mkdtemp
+    tmp = Path(tempfile.mkdtemp(prefix="sa-memory-tmp-", dir=shm if shm.is_dir() else None))
+    env["SCANARCHIVE_TMPDIR"] = str(tmp)
+    log = folder / "ingest.log"
+    scan = folder / pdf.name  # ingest removes the scan it has sealed: each run gets its own copy
+    shutil.copyfile(pdf, scan)
+    try:
+        run = launch(
+            scanarchive("--archive", str(archive), "ingest", str(scan)),
+            work,
+            stdout=log,
+            stderr_to_stdout=True,
+            interval=interval,
+            env=env,
+            cwd=cwd,
+            tmpfs=tmp,
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Ingest(label, run, log.read_text(errors="replace").strip())
+
+
+def report(result: Ingest, pages: int) -> None:
+    run, s = result.run, result.run.sampler
+    assert s is not None
+    print(f"\n== {result.label}")
+    if run.exit_code != 0:
+        print(f"scanarchive ingest FAILED (exit {run.exit_code}) after {run.seconds:.1f} s:\n{result.output}")
+    else:
+        print("scanarchive ingest: " + (result.output.splitlines()[0] if result.output else ""))
+    verdict = "pass" if s.peak_rss <= TARGET_MB * 1e6 else "MISS"
+    print(f"peak RSS of the ingest process tree (sum): {mb(s.peak_rss)}   target <= {TARGET_MB:.0f} MB: {verdict}")
+    print("  at that peak: " + ", ".join(f"{name} {mb(v)}" for name, v in s.peak_breakdown.most_common()))
+    print("  each command's own peak: " + ", ".join(f"{name} {mb(v)}" for name, v in s.peak_by_name.most_common()))
+    print(
+        f"  private temp folders (tmpfs, RAM not in any RSS): peak {mb(s.peak_tmpfs)}; "
+        f"peak RSS + tmpfs (sampled together): {mb(s.peak_total)}"
+    )
+    print(f"  peak PSS (shared pages counted once, sampled separately): {mb(s.peak_pss)}")
+    print(
+        f"  {s.samples} samples; at most {s.most_processes} processes at once; "
+        f"largest single process seen {mb(s.largest_process)}"
+    )
+    print(
+        f"ru_maxrss of the ingest (os.wait4 on it: its largest single process, never a sum): {mb(run.maxrss_wait4)}; "
+        f"getrusage(RUSAGE_CHILDREN) after it: {mb(run.maxrss_children)}"
+    )
+    print(f"throughput: {pages} pages in {run.seconds:.1f} s = {pages / run.seconds:.2f} pages/s")
+
+
 def mb(size: float) -> str:
     return f"{size / 1e6:.0f} MB"
 
@@ -291,6 +433,13 @@ def main() -> None:
     parser.add_argument("--distinct", type=int, default=8, help="distinct pages rendered, then repeated (default 8)")
     parser.add_argument("--encoding", choices=("jpeg", "png"), default="jpeg", help="page images in the PDF")
     parser.add_argument("--interval", type=float, default=0.05, help="sampling interval, seconds (default 0.05)")
+    parser.add_argument(
+        "--baseline",
+        nargs="?",
+        const="HEAD",
+        metavar="REF",
+        help="first ingest with scanarchive/ocr and scanarchive/pages as in git REF (default HEAD), then the working tree",
+    )
     args = parser.parse_args()
     if args.pages < 1 or args.distinct < 1 or args.interval <= 0:
         parser.error("--pages and --distinct must be at least 1, --interval above 0")
@@ -315,48 +464,29 @@ def main() -> None:
 
         base = baseline(pdf, work)
 
-        archive, secret = work / "archive", work / "passphrase"
-        secret.write_text(PASSPHRASE)
-        secret.chmod(0o600)
-        subprocess.run(
-            scanarchive("--archive", str(archive), "init", "--passphrase-file", str(secret), "--kdf-seconds", "0.05"),
-            check=True,
-            capture_output=True,
-        )
-        log = work / "ingest.log"
-        run = launch(
-            scanarchive("--archive", str(archive), "ingest", str(pdf)),
-            work,
-            stdout=log,
-            stderr_to_stdout=True,
-            interval=args.interval,
-        )
-        output = log.read_text(errors="replace").strip()
+        results: list[Ingest] = []
+        if args.baseline is not None:
+            base_src = baseline_package(args.baseline, work / "baseline-src")
+            where = ", ".join(f"{p}/" for p in BASELINE_PATHS)
+            label = f"baseline: {where} as in git {args.baseline}, the rest of the working tree"
+            results.append(ingest(label, pdf, work, args.interval, base_src))
+        results.append(ingest("working tree", pdf, work, args.interval, None))
 
-    if run.exit_code != 0:
-        print(f"scanarchive ingest FAILED (exit {run.exit_code}) after {run.seconds:.1f} s:\n{output}")
-    else:
-        print("scanarchive ingest: " + (output.splitlines()[0] if output else ""))
-    s = run.sampler
-    assert s is not None
-    verdict = "pass" if s.peak_rss <= TARGET_MB * 1e6 else "MISS"
-    print()
-    print(f"peak RSS of the ingest process tree (sum): {mb(s.peak_rss)}   target <= {TARGET_MB:.0f} MB: {verdict}")
-    print("  at that peak: " + ", ".join(f"{name} {mb(v)}" for name, v in s.peak_breakdown.most_common()))
-    print(f"  peak PSS (shared pages counted once, sampled separately): {mb(s.peak_pss)}")
-    print(
-        f"  {s.samples} samples; at most {s.most_processes} processes at once; "
-        f"largest single process seen {mb(s.largest_process)}"
-    )
-    print(
-        f"ru_maxrss of the ingest (os.wait4 on it: its largest single process, never a sum): {mb(run.maxrss_wait4)}; "
-        f"getrusage(RUSAGE_CHILDREN) after it: {mb(run.maxrss_children)}"
-    )
-    print(f"throughput: {args.pages} pages in {run.seconds:.1f} s = {args.pages / run.seconds:.2f} pages/s")
+    for result in results:
+        report(result, args.pages)
+    if len(results) == 2:
+        old, new = (r.run.sampler for r in results)
+        assert old is not None and new is not None
+        print(
+            f"\nworking tree vs baseline: peak RSS {mb(new.peak_rss)} / {mb(old.peak_rss)} = "
+            f"{new.peak_rss / old.peak_rss:.2f}x; RSS + tmpfs {mb(new.peak_total)} / {mb(old.peak_total)} = "
+            f"{new.peak_total / old.peak_total:.2f}x; time {results[1].run.seconds:.0f} s / "
+            f"{results[0].run.seconds:.0f} s = {results[1].run.seconds / results[0].run.seconds:.2f}x"
+        )
     print("\ncontext (not a pipeline): bare engines on page 1 of the same PDF, one process at a time:")
     for name, bare in base:
         print(f"  {name:<56} ru_maxrss {mb(bare.maxrss_wait4):>7}  {bare.seconds:5.1f} s")
-    if run.exit_code != 0:
+    if any(r.run.exit_code != 0 for r in results):
         raise SystemExit(1)
 
 

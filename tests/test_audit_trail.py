@@ -177,6 +177,11 @@ def _quarantined(w: World) -> None:
         quarantine.seal_scan(a, b"not a scan at all" * 10, "junk.png", "0" * 64, "not an image")
 
 
+def _quarantined_to_drop(w: World) -> None:
+    _quarantined(w)
+    _dropped.append(_only_entry(w))
+
+
 def _only_entry(w: World) -> str:
     with w.open() as a:
         (entry,) = quarantine.entries(a)
@@ -307,7 +312,7 @@ ENTRY_POINTS: list[EntryPoint] = [
         "intake.quarantine.drop",
         _failed_drop,
         lambda w: [{"event": "failed", "item": _dropped.pop(), "command": "drop"}],
-        setup=lambda w: (_quarantined(w), _dropped.append(_only_entry(w))),
+        setup=_quarantined_to_drop,
     ),
     EntryPoint(
         "archive.filing.file_record",

@@ -178,6 +178,7 @@ def run(request: Request, data: bytes, recogniser: engine.PageRecogniser | None 
     cross a process boundary: tests and benchmarks with a fake OCR) or with SCANARCHIVE_PARSER_SANDBOX=off."""
     if recogniser is not None or os.environ.get(ENV_SWITCH, "") == "off":
         return analyse(request, data, recogniser)
+    ensemble.warn_if_missing(request.settings)  # here: the child's log goes nowhere
     return _in_child(request, data)
 
 

@@ -54,12 +54,19 @@ def _warn_missing(missing: tuple[str, ...]) -> None:
     )
 
 
-def recogniser(settings: IngestSettings, tmpdir: Path) -> engine.PageRecogniser:
-    """The page reader for one ingest (fails early, with EngineMissing, if Tesseract is not installed)."""
-    tesseract_name = tesseract.version()
+def warn_if_missing(settings: IngestSettings) -> EngineStatus:
+    """Say once per process (logged) when a configured engine is not installed. The ingest's own
+    process calls it: the parser child's log goes nowhere."""
     status = engine_status(settings)
     if status.missing:
         _warn_missing(status.missing)
+    return status
+
+
+def recogniser(settings: IngestSettings, tmpdir: Path) -> engine.PageRecogniser:
+    """The page reader for one ingest (fails early, with EngineMissing, if Tesseract is not installed)."""
+    tesseract_name = tesseract.version()
+    status = warn_if_missing(settings)
     # One RapidOCR worker per two OCR jobs: a worker holds ~300 MB of models and buffers, and on two cores
     # one worker (about 1.1 s of CPU a page) keeps pace with Tesseract and the rest of the pipeline on the other.
     workers = max(1, settings.effective_jobs // 2)

@@ -39,10 +39,12 @@ NAME = "rapidocr"
 MODULE = "rapidocr_onnxruntime"
 DISTRIBUTION = "rapidocr-onnxruntime"
 START_TIMEOUT = 120.0  # loading the models; not counted against a page's timeout
-# A worker's memory grows with every new page shape ONNX Runtime sees (300 MB after a few pages,
-# 580 MB after ~100 seen in bench/memory.py); a fresh one costs ~1 s of loading, so one is
-# replaced after this many pages.
+# A worker's memory grew with every new page shape ONNX Runtime saw (300 MB after a few pages, 580 MB after
+# ~100 in bench/memory.py). The worker now turns memory patterns off and trims the heap after each page
+# (~145 MB between pages), and retires itself when it is still above WORKER_RSS_MB after a page; a fresh
+# one costs ~1 s of loading. The page limit stays as a second bound.
 PAGES_PER_WORKER = 40
+WORKER_RSS_MB = 250
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class _Worker:
             MALLOC_ARENA_MAX="2",  # one page at a time: more malloc arenas only hold on to freed memory
         )
         self.proc = subprocess.Popen(
-            sandbox.wrap([sys.executable, "-m", "scanarchive.ocr.rapid_worker"]),  # no network where possible
+            sandbox.wrap([sys.executable, "-m", "scanarchive.ocr.rapid_worker", str(WORKER_RSS_MB)]),  # no network
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # library chatter only; never shown, never logged
@@ -87,6 +89,7 @@ class _Worker:
         )
         self._buffer = b""
         self.pages = 0
+        self.retiring = False  # the worker said it is above its memory budget and exits after this answer
         try:
             answer = self._read_line(time.monotonic() + START_TIMEOUT)
         except OcrFailed:
@@ -100,6 +103,7 @@ class _Worker:
         deadline = time.monotonic() + timeout
         self._write(len(png).to_bytes(4, "big") + png, deadline)
         answer = self._read_line(deadline)
+        self.retiring = answer.get("retire") is True
         if "error" in answer:
             raise OcrFailed(f"RapidOCR could not read the page ({answer['error']})")
         try:
@@ -184,7 +188,7 @@ class Pool:
                 worker.kill()
                 raise
             worker.pages += 1
-            if worker.pages >= PAGES_PER_WORKER:
+            if worker.retiring or worker.pages >= PAGES_PER_WORKER:
                 worker.kill()
             else:
                 with self._lock:
