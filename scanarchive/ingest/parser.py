@@ -38,6 +38,7 @@ import sys
 from typing import Any, BinaryIO
 
 from scanarchive import hardening, sandbox
+from scanarchive.pages import templates
 
 FSIZE_LIMIT = 1 << 30
 AS_LIMIT = 16 << 30
@@ -52,6 +53,7 @@ def read_paths() -> list[str]:
     paths: list[str] = [*SYSTEM_READ, *SYSTEM_READ_EXTRA, *DEVICES_READ]
     paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, os.path.dirname(sys.executable)]
     paths.append(os.path.dirname(os.path.abspath(hardening.__file__)))  # this package, however it is installed
+    paths.append(str(templates.FOLDER))  # tick-box templates, read to locate the boxes of a sheet
     paths += [p for p in sys.path if p]
     paths += [p for p in os.environ.get("PATH", "").split(os.pathsep) if os.path.isabs(p)]
     tessdata = os.environ.get("TESSDATA_PREFIX")
