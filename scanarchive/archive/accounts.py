@@ -70,8 +70,9 @@ _FS_IOC_SETFLAGS = 0x40086602
 _FS_APPEND_FL = 0x20
 
 SINGLE_WARNING = (
-    "single-account mode: the watcher runs as the archive owner and could change decisions (holds, approvals, "
-    "config.toml, identity.enc); see docs/threat-model.md, 'Accounts: who may write what'"
+    "single-account mode: the watcher runs as the archive owner, so a compromised watcher could change holds, "
+    "approvals or config.toml (the next command that asks for the passphrase would notice); separate accounts "
+    "prevent it ('sudo scanarchive setup-accounts --watcher-group scanarchive-watch'; see docs/threat-model.md, 'Accounts: who may write what')"
 )
 
 
