@@ -5,10 +5,7 @@ refuse them its memory (PR_SET_DUMPABLE 0) and have core dumps off; a plain
 Python process of that user, read the same way, shows that the read itself
 works (so the test can fail).
 
-The venv's interpreter may live where the account cannot reach it (here
-/root/.pyenv, under a 0700 /root). Then, instead of opening up /root, the
-account runs the system Python of the same version with the venv's
-site-packages and this checkout on PYTHONPATH (both world-readable).
+The account runs the package as tests/kits/runas.py arranges it.
 """
 
 from __future__ import annotations
@@ -17,8 +14,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-import scanarchive
+from tests.kits.runas import as_user, ensure_user, python_for, require_root
 
 USER = "sa-test-user"
 READER = (
@@ -43,38 +38,13 @@ READER = (
 
 @pytest.fixture(scope="module")
 def account() -> pwd.struct_passwd:
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("the memory-hygiene tests need root in CI (to create and become a non-root account)")
-        pytest.skip("NOT ROOT: the memory-hygiene tests (they switch to a non-root account) did not run")
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True, timeout=60
-        )
-        return pwd.getpwnam(USER)
-
-
-def as_user(user: pwd.struct_passwd, *argv: str) -> list[str]:
-    """Become the account by exec (same pid, unlike runuser), with no supplementary groups."""
-    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--", *argv]
+    require_root("the memory-hygiene tests")
+    return ensure_user(USER)
 
 
 @pytest.fixture(scope="module")
 def python(account: pwd.struct_passwd) -> tuple[str, dict[str, str]]:
-    """An interpreter the account can run, and the environment that finds this checkout's scanarchive."""
-    checkout = str(Path(scanarchive.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([checkout, os.environ.get("PYTHONPATH", "")])}
-    probe = [sys.executable, "-c", "import scanarchive.cli.main"]
-    if subprocess.run(as_user(account, *probe), env=env, capture_output=True, check=False).returncode == 0:
-        return sys.executable, env
-    system = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/bin:/usr/local/bin")
-    assert system, "the account can reach neither the venv's interpreter nor a system Python of the same version"
-    env["PYTHONPATH"] = os.pathsep.join([checkout, sysconfig.get_paths()["purelib"], os.environ.get("PYTHONPATH", "")])
-    proc = subprocess.run(as_user(account, system, *probe[1:]), env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return system, env
+    return python_for(account)
 
 
 @pytest.fixture
