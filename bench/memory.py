@@ -24,12 +24,15 @@ too: ru_maxrss from os.wait4 on the ingest and getrusage(RUSAGE_CHILDREN) after
 it (both are the largest single process of the tree, never a sum), taken by a
 tiny launcher process so that this script's own RSS does not leak into them.
 
---baseline [REF] (REF defaults to HEAD) first ingests the same PDF with
-scanarchive/ocr/ and scanarchive/pages/ as they are in git REF and the rest of
-the package as it is in the working tree (a copy put first on PYTHONPATH, which
-the engine workers inherit), then with the working tree, and prints both: a
+--baseline [REF] (REF defaults to HEAD) first ingests the same PDF with the
+package scanarchive/ as it is in git REF (a copy put first on PYTHONPATH, which
+the parser child and the engine workers inherit; a module only the working tree
+has is copied too, unused), then with the working tree, and prints both: a
 side-by-side comparison of the memory work in one invocation on a shared
 machine.
+
+--timeline N prints, for N equal slices of each run, its largest summed sample
+and what made it up: when the peak happens, and which processes are alive then.
 
 Bare engines, for context only (it is not a pipeline): the bare engines on page 1
 of the same PDF, one process at a time: `pdftoppm -r 300 -gray` reading the PDF
@@ -177,6 +180,9 @@ class TreeSampler:
     largest_process: int = 0
     most_processes: int = 0
     samples: int = 0
+    started: float = field(default_factory=time.monotonic)
+    timeline: list[tuple[float, int, Counter[str]]] = field(default_factory=list)  # (seconds, sum, by command)
+    peak_at: float = 0.0  # seconds after the start when the summed RSS peaked
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -208,11 +214,14 @@ class TreeSampler:
         for name, size in by_name.items():
             self.peak_by_name[name] = max(self.peak_by_name[name], size)
         self.samples += 1
+        elapsed = time.monotonic() - self.started
+        self.timeline.append((elapsed, total, by_name))
         self.most_processes = max(self.most_processes, len(rss))
         self.largest_process = max([self.largest_process, *rss.values()])
         if total > self.peak_rss:
             self.peak_rss = total
             self.peak_breakdown = by_name
+            self.peak_at = elapsed
         self.peak_pss = max(self.peak_pss, sum(pss_bytes(pid) for pid in rss))
 
     def run(self) -> None:
@@ -320,7 +329,7 @@ def baseline(pdf: Path, work: Path) -> list[tuple[str, Launched]]:
     return runs
 
 
-BASELINE_PATHS = ("scanarchive/ocr", "scanarchive/pages")
+BASELINE_PATHS = ("scanarchive",)
 
 
 def baseline_package(ref: str, dest: Path) -> Path:
@@ -395,7 +404,7 @@ def ingest(label: str, pdf: Path, work: Path, interval: float, pythonpath: Path 
     return Ingest(label, run, log.read_text(errors="replace").strip())
 
 
-def report(result: Ingest, pages: int) -> None:
+def report(result: Ingest, pages: int, buckets: int = 0) -> None:
     run, s = result.run, result.run.sampler
     assert s is not None
     print(f"\n== {result.label}")
@@ -421,6 +430,24 @@ def report(result: Ingest, pages: int) -> None:
         f"getrusage(RUSAGE_CHILDREN) after it: {mb(run.maxrss_children)}"
     )
     print(f"throughput: {pages} pages in {run.seconds:.1f} s = {pages / run.seconds:.2f} pages/s")
+    print(f"  the peak came {s.peak_at:.1f} s after the start ({s.peak_at / run.seconds:.0%} of the run)")
+    print_timeline(s, buckets)
+
+
+def print_timeline(s: TreeSampler, buckets: int) -> None:
+    """The largest summed sample of each of `buckets` equal slices of the run, with each command's share then."""
+    if buckets <= 0 or not s.timeline:
+        return
+    end = s.timeline[-1][0] or 1.0
+    print(f"  timeline ({buckets} slices; the largest sample of each, and what made it up):")
+    for i in range(buckets):
+        low, high = end * i / buckets, end * (i + 1) / buckets
+        inside = [t for t in s.timeline if low <= t[0] < high or (i == buckets - 1 and t[0] == end)]
+        if not inside:
+            continue
+        at, total, by_name = max(inside, key=lambda t: t[1])
+        parts = ", ".join(f"{name} {mb(v)}" for name, v in by_name.most_common())
+        print(f"    {at:7.1f} s  {mb(total):>7}  {parts}")
 
 
 def mb(size: float) -> str:
@@ -438,7 +465,14 @@ def main() -> None:
         nargs="?",
         const="HEAD",
         metavar="REF",
-        help="first ingest with scanarchive/ocr and scanarchive/pages as in git REF (default HEAD), then the working tree",
+        help="first ingest with the package scanarchive/ as in git REF (default HEAD), then the working tree",
+    )
+    parser.add_argument(
+        "--timeline",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the tree's RSS over the run in N slices (default: none)",
     )
     args = parser.parse_args()
     if args.pages < 1 or args.distinct < 1 or args.interval <= 0:
@@ -473,7 +507,7 @@ def main() -> None:
         results.append(ingest("working tree", pdf, work, args.interval, None))
 
     for result in results:
-        report(result, args.pages)
+        report(result, args.pages, args.timeline)
     if len(results) == 2:
         old, new = (r.run.sampler for r in results)
         assert old is not None and new is not None

@@ -21,9 +21,11 @@ typed exception; a child that dies, hangs or answers nonsense is a :class:`Parse
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -32,7 +34,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -40,6 +42,7 @@ from typing import Any
 from scanarchive import errors, sandbox
 from scanarchive.config import IngestSettings
 from scanarchive.errors import InputRejected, ScanarchiveError, TransientError
+from scanarchive.fsio import read_fd
 from scanarchive.ingest import identify
 from scanarchive.names import CLIENT_CODE
 from scanarchive.ocr import document, engine, ensemble
@@ -57,6 +60,7 @@ ENV_HOOK = "SCANARCHIVE_PARSER_TEST_HOOK"
 ENV_NETNS = "SCANARCHIVE_PARSER_NETNS"  # set by the parent when it started the child in a network namespace
 IDENTIFIED_BY = ("sheet", "filename", "command line", "")
 MAX_TEXT = 2000  # longest message, note or reason accepted from the child
+BLOCK = 1 << 20  # the scan goes to the child, and its answer comes back, in blocks of this size
 
 
 class ParserCrashed(TransientError):
@@ -88,6 +92,53 @@ class Request:
         fields["settings"] = IngestSettings(**{**doc["settings"], "ocr_engines": tuple(doc["settings"]["ocr_engines"])})
         fields["sheet_key"] = bytes.fromhex(doc["sheet_key"])
         return cls(**fields)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A checked scan file, open (`pipeline.open_source`): its descriptor, its size and SHA-256 as hashed.
+
+    It is read from the descriptor in blocks and never held whole by the archive's process; the child gets
+    the bytes on its stdin, never the descriptor (readlink of /proc/self/fd/N would give it the path). What
+    is read is hashed again: a file that changed since it was hashed is refused (:func:`changed`)."""
+
+    fd: int
+    size: int
+    sha256: str
+
+
+def changed() -> TransientError:
+    return TransientError(
+        "the file changed while it was being read; nothing was archived",
+        hint="Let the scanner finish writing it, then ingest it again.",
+    )
+
+
+def blocks(source: Source) -> Iterator[bytes]:
+    """The file's bytes in blocks, hashed on the way; the last step raises :func:`changed` if they are not
+    the bytes hashed before (different, shorter or longer)."""
+    h = hashlib.sha256()
+    offset = 0
+    while offset < source.size:
+        block = os.pread(source.fd, min(BLOCK, source.size - offset), offset)
+        if not block:
+            raise changed()
+        h.update(block)
+        offset += len(block)
+        yield block
+    if os.pread(source.fd, 1, offset) or h.hexdigest() != source.sha256:
+        raise changed()
+
+
+def read_all(source: Source) -> bytes:
+    """The whole file, for the analysis in this process (tests, SCANARCHIVE_PARSER_SANDBOX=off)."""
+    try:
+        data = read_fd(source.fd, source.size)
+    except InputRejected:  # it grew past its size when hashed
+        raise changed() from None
+    if len(data) != source.size or hashlib.sha256(data).hexdigest() != source.sha256:
+        raise changed()
+    return data
 
 
 @dataclass
@@ -173,13 +224,17 @@ def analyse(
 # --- choosing where it runs -----------------------------------------------------------------------------------
 
 
-def run(request: Request, data: bytes, recogniser: engine.PageRecogniser | None = None) -> Analysis:
+def run(request: Request, scan: bytes | Source, recogniser: engine.PageRecogniser | None = None) -> Analysis:
     """The analysis in the parser child; in this process only with a recogniser (a Python callable, which cannot
-    cross a process boundary: tests and benchmarks with a fake OCR) or with SCANARCHIVE_PARSER_SANDBOX=off."""
+    cross a process boundary: tests and benchmarks with a fake OCR) or with SCANARCHIVE_PARSER_SANDBOX=off.
+    `scan`: the bytes, or an open :class:`Source` (streamed to the child, never read whole here)."""
     if recogniser is not None or os.environ.get(ENV_SWITCH, "") == "off":
-        return analyse(request, data, recogniser)
+        return analyse(request, scan if isinstance(scan, bytes) else read_all(scan), recogniser)
     ensemble.warn_if_missing(request.settings)  # here: the child's log goes nowhere
-    return _in_child(request, data)
+    if isinstance(scan, bytes):
+        view = memoryview(scan)
+        return _in_child(request, len(scan), (view[i : i + BLOCK] for i in range(0, len(scan), BLOCK)))
+    return _in_child(request, scan.size, blocks(scan))
 
 
 @functools.lru_cache(maxsize=1)
@@ -217,7 +272,7 @@ def _deadline_after_check(settings: IngestSettings, pages: int) -> float:
     return 120.0 + settings.ocr_timeout_seconds * (2 + 4 * pages)
 
 
-def _in_child(request: Request, data: bytes) -> Analysis:
+def _in_child(request: Request, size: int, scan: Iterator[bytes | memoryview]) -> Analysis:
     settings = request.settings
     netns = sandbox.network_isolated()
     with private_tempdir() as workdir:  # the child's only writable place; removed by us, even after a SIGKILL
@@ -236,28 +291,36 @@ def _in_child(request: Request, data: bytes) -> Analysis:
             start_new_session=True,
         )
         try:
-            raw = _exchange(proc, request, data, settings)
+            answer = _exchange(proc, request, size, scan, settings)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)  # it has closed its answer; let it exit by itself
         finally:
             _kill(proc)
-    analysis = decode(raw, settings, proc.returncode)
+    analysis = decode(answer, settings, proc.returncode)  # empties `answer` as it goes
     expected = sandbox_status()
     if analysis.sandbox != expected:
         _warn_applied(expected, analysis.sandbox)
     return analysis
 
 
-def _exchange(proc: subprocess.Popen[bytes], request: Request, data: bytes, settings: IngestSettings) -> bytes:
-    """Send the request and the bytes, collect the answer; SIGKILL the child's group past the deadline."""
+def _exchange(
+    proc: subprocess.Popen[bytes],
+    request: Request,
+    size: int,
+    scan: Iterator[bytes | memoryview],
+    settings: IngestSettings,
+) -> list[bytes]:
+    """Send the request and the scan's `size` bytes (taken block by block from `scan`, so the whole scan is never
+    held here), collect the answer (the blocks as read, never joined: see :class:`_Body`); SIGKILL the child's
+    group past the deadline."""
     assert proc.stdin is not None and proc.stdout is not None
-    header = json.dumps({**request.to_json(), "size": len(data)}).encode() + b"\n"
-    outgoing = memoryview(header + data)
+    header = json.dumps({**request.to_json(), "size": size}).encode() + b"\n"
+    outgoing = memoryview(header)
     limit = 64 * 1024 * 1024 + 8 * settings.max_file_mb * 1024 * 1024
     deadline = time.monotonic() + 60.0 + 2 * settings.ocr_timeout_seconds  # the check, until the page count
     started = time.monotonic()
     chunks: list[bytes] = []
-    size = 0
+    received = 0
     pages_seen = False
     win, rout = proc.stdin.fileno(), proc.stdout.fileno()
     os.set_blocking(win, False)
@@ -273,28 +336,33 @@ def _exchange(proc: subprocess.Popen[bytes], request: Request, data: bytes, sett
                 )
             for key, _ in sel.select(remaining):
                 if key.fd == win:
+                    if not outgoing:
+                        block = next(scan, None)  # the next block; at the end, raises if the file changed
+                        if block is None:
+                            sel.unregister(win)
+                            proc.stdin.close()
+                            continue
+                        outgoing = memoryview(block)
                     try:
-                        outgoing = outgoing[os.write(win, outgoing[: 1 << 20]) :]
+                        outgoing = outgoing[os.write(win, outgoing) :]
                     except BlockingIOError:
                         continue
-                    except BrokenPipeError:
-                        outgoing = outgoing[:0]
-                    if not outgoing:
+                    except BrokenPipeError:  # it stopped reading: its answer (or its death) says why
                         sel.unregister(win)
                         proc.stdin.close()
                     continue
                 chunk = os.read(rout, 1 << 20)
                 if not chunk:
-                    return b"".join(chunks)
+                    return chunks
                 chunks.append(chunk)
-                size += len(chunk)
-                if size > limit:
+                received += len(chunk)
+                if received > limit:
                     raise ParserCrashed("the scan reader's answer was larger than any record could be")
                 if not pages_seen and b"\n" in chunk:
                     pages_seen = True
                     first, _, rest = b"".join(chunks).partition(b"\n")
                     if first.startswith(b'{"pages"'):  # else it is already the answer (an early rejection)
-                        chunks, size = [rest], len(rest)
+                        chunks, received = [rest], len(rest)
                         deadline = time.monotonic() + _deadline_after_check(settings, _pages_line(first))
 
 
@@ -334,6 +402,12 @@ def _death(returncode: int | None) -> str:
 
 
 def encode(analysis: Analysis) -> bytes:
+    return b"".join(encode_parts(analysis))
+
+
+def encode_parts(analysis: Analysis) -> list[bytes]:
+    """The answer as its pieces (the JSON line, then each section): the child writes them one after the other,
+    never joined (a record's PDF is as large as the scan)."""
     sections: list[bytes] = []
     records = []
     for record in analysis.records:
@@ -360,7 +434,7 @@ def encode(analysis: Analysis) -> bytes:
         "sandbox": analysis.sandbox,
         "probes": analysis.probes,
     }
-    return json.dumps(doc).encode() + b"\n" + b"".join(sections)
+    return [json.dumps(doc).encode() + b"\n", *sections]
 
 
 def encode_error(exc: BaseException) -> bytes:
@@ -375,9 +449,54 @@ class _Bad(Exception):
     pass
 
 
-def decode(raw: bytes, settings: IngestSettings, returncode: int | None = 0) -> Analysis:
-    """The child's answer, every field checked; its error raised again as the same typed exception."""
-    line, _, body = raw.partition(b"\n")
+class _Body:
+    """The answer after its first line, as the blocks it came in: each section is taken off the front and copied
+    once, and the blocks it used are let go as it goes (the answer is never joined whole)."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = collections.deque(chunks)
+        self._offset = 0  # into the first block
+
+    @classmethod
+    def split(cls, answer: bytes | list[bytes]) -> tuple[bytes, _Body]:
+        """(the first line, without its newline; what follows it). A list of blocks is emptied: they are the
+        body's now."""
+        chunks = collections.deque([answer] if isinstance(answer, bytes) else answer)
+        if isinstance(answer, list):
+            answer.clear()
+        head: list[bytes] = []
+        while chunks:
+            first = chunks.popleft()
+            end = first.find(b"\n")
+            if end >= 0:
+                head.append(first[:end])
+                chunks.appendleft(first[end + 1 :])
+                break
+            head.append(first)
+        return b"".join(head), cls(list(chunks))
+
+    def take(self, size: int) -> bytes:
+        """The next `size` bytes (fewer at the end)."""
+        parts: list[memoryview] = []
+        while size > 0 and self._chunks:
+            first = self._chunks[0]
+            piece = memoryview(first)[self._offset : self._offset + size]
+            parts.append(piece)
+            size -= len(piece)
+            self._offset += len(piece)
+            if self._offset >= len(first):
+                self._chunks.popleft()
+                self._offset = 0
+        return b"".join(parts)
+
+    def empty(self) -> bool:
+        return all(len(c) == (self._offset if i == 0 else 0) for i, c in enumerate(self._chunks))
+
+
+def decode(answer: bytes | list[bytes], settings: IngestSettings, returncode: int | None = 0) -> Analysis:
+    """The child's answer (whole, or in the blocks it came in), every field checked; its error raised again as
+    the same typed exception."""
+    line, body = _Body.split(answer)  # a list is emptied: each block is let go once its section is taken
     try:
         doc = json.loads(line)
         if not isinstance(doc, dict):
@@ -432,17 +551,16 @@ def _error(doc: object) -> BaseException:
     return _internal(name)()
 
 
-def _analysis(doc: dict[str, Any], body: bytes, settings: IngestSettings) -> Analysis:
+def _analysis(doc: dict[str, Any], body: _Body, settings: IngestSettings) -> Analysis:
     kind = doc["kind"]
     if kind not in ("pdf", "png", "jpeg", "tiff"):
         raise _Bad
     records: list[AnalysedRecord] = []
-    offset = 0
     seen: set[int] = set()
     for item in _list(doc["records"], dict):
         pdf_len, ocr_len = _int(item["pdf"], 1 << 40), _int(item["ocr"], 1 << 40)
-        record_pdf, offset = body[offset : offset + pdf_len], offset + pdf_len
-        ocr_doc, offset = body[offset : offset + ocr_len], offset + ocr_len
+        record_pdf = body.take(pdf_len)
+        ocr_doc = body.take(ocr_len)
         if len(record_pdf) != pdf_len or len(ocr_doc) != ocr_len or not record_pdf.startswith(b"%PDF"):
             raise _Bad
         document.from_json(ocr_doc)  # it must be an OCR document (IntegrityError -> not understood)
@@ -454,7 +572,7 @@ def _analysis(doc: dict[str, Any], body: bytes, settings: IngestSettings) -> Ana
         if [q.page for q in quality] != outcome.source_pages:
             raise _Bad
         records.append(AnalysedRecord(outcome, _int(item["blank"], settings.max_pages), record_pdf, ocr_doc, quality))
-    if not records or offset != len(body):
+    if not records or not body.empty():
         raise _Bad
     probes = doc.get("probes", {})
     if not isinstance(probes, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in probes.items()):

@@ -87,13 +87,12 @@ def lock_down(workdir: str) -> str:
 
 
 def _read_exact(stream: BinaryIO, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = stream.read(min(size - len(data), 1 << 20))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return bytes(data)
+    """`size` bytes, read into one bytes object (a buffered read of n bytes fills one object of n: the scan is
+    never held twice while it is read)."""
+    data = stream.read(size)
+    if len(data) != size:
+        raise EOFError
+    return data
 
 
 def _probe(targets: str) -> dict[str, str]:
@@ -148,10 +147,12 @@ def main() -> int:
         probes = _probe(hook.removeprefix("probe:")) if hook.startswith("probe:") else {}
         result = mod.analyse(request, data, on_checked=checked, hook=hook)
         result.sandbox, result.probes = applied, probes
-        answer = mod.encode(result)
+        del data  # the scan's bytes live on in `result` only where they are a record's PDF
+        answer = mod.encode_parts(result)  # written piece by piece, never joined
     except BaseException as exc:  # every failure goes back as its kind (and, if ours, its message)
-        answer = mod.encode_error(exc)
-    stdout.write(answer)
+        answer = [mod.encode_error(exc)]
+    for part in answer:
+        stdout.write(part)
     stdout.flush()
     return 0
 

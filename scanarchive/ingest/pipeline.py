@@ -35,7 +35,7 @@ from scanarchive.archive.sealed import record_context
 from scanarchive.clock import now_utc
 from scanarchive.crypto import keys
 from scanarchive.errors import InputRejected, IntegrityError, TransientError
-from scanarchive.fsio import fsync_dir, open_regular, read_fd
+from scanarchive.fsio import fsync_dir, open_regular, read_fd, stream_fd
 from scanarchive.ingest import analyse, identify
 from scanarchive.ocr import engine
 from scanarchive.pages import qc
@@ -92,11 +92,7 @@ class _Prepared:
     page_quality: list[qc.PageQc]
 
 
-def read_source(path: Path, max_bytes: int | None = None) -> bytes:
-    """Read a scan once; refuse anything but a regular file, and one over `max_bytes` before reading.
-
-    Opened once with O_NOFOLLOW|O_NONBLOCK (a link is never followed, a pipe never blocks); the type,
-    size and allocated blocks are checked by fstat on that descriptor, and only then is it read."""
+def _open_checked(path: Path, max_bytes: int | None) -> int:
     try:
         st = path.lstat()
     except FileNotFoundError as exc:
@@ -107,10 +103,31 @@ def read_source(path: Path, max_bytes: int | None = None) -> bytes:
         fd, _ = open_regular(path, max_bytes)
     except FileNotFoundError as exc:
         raise InputRejected("the file does not exist", hint="Check the file name.") from exc
+    return fd
+
+
+def read_source(path: Path, max_bytes: int | None = None) -> bytes:
+    """Read a scan once; refuse anything but a regular file, and one over `max_bytes` before reading.
+
+    Opened once with O_NOFOLLOW|O_NONBLOCK (a link is never followed, a pipe never blocks); the type,
+    size and allocated blocks are checked by fstat on that descriptor, and only then is it read."""
+    fd = _open_checked(path, max_bytes)
     try:
         return read_fd(fd, max_bytes)
     finally:
         os.close(fd)
+
+
+def open_source(path: Path, max_bytes: int | None = None) -> analyse.Source:
+    """Open a scan as :func:`read_source` does and hash it in blocks, without holding it; the caller closes
+    the descriptor. The analysis reads it from that descriptor and hashes it again (analyse.Source)."""
+    fd = _open_checked(path, max_bytes)
+    try:
+        digest, size = stream_fd(fd, limit=max_bytes)
+    except BaseException:
+        os.close(fd)
+        raise
+    return analyse.Source(fd, size, digest)
 
 
 def ingest_file(
@@ -140,47 +157,49 @@ def ingest_file(
     """
     started = time.perf_counter()
     settings = archive.config.ingest
-    data = read_source(path, settings.max_file_mb * 1024 * 1024)
-    source_sha = hashlib.sha256(data).hexdigest()
-
-    existing = archive.catalog.all_by_source(source_sha)
-    if existing:
-        # Already sealed (all records of a file are committed together): never a second copy.
-        for record in existing:
-            sealed.check(archive.store, record.blob_sha256, record.id)
-        log.info("already archived as record %s; no second record made", existing[0].id)
-        outcomes = [
-            identify.RecordOutcome(
-                r.id,
-                _parse_pages(r.source_pages, r.page_count),
-                r.client_code,
-                r.session_date,
-                r.record_class,
-                r.identified_by,
-                list(r.ocr_failed_pages),
+    # Never held whole here: hashed in blocks, then streamed to the parser child (and hashed again on the way).
+    source = open_source(path, settings.max_file_mb * 1024 * 1024)
+    source_sha = source.sha256
+    try:
+        existing = archive.catalog.all_by_source(source_sha)
+        if existing:
+            # Already sealed (all records of a file are committed together): never a second copy.
+            for record in existing:
+                sealed.check(archive.store, record.blob_sha256, record.id)
+            log.info("already archived as record %s; no second record made", existing[0].id)
+            outcomes = [
+                identify.RecordOutcome(
+                    r.id,
+                    _parse_pages(r.source_pages, r.page_count),
+                    r.client_code,
+                    r.session_date,
+                    r.record_class,
+                    r.identified_by,
+                    list(r.ocr_failed_pages),
+                )
+                for r in existing
+            ]
+            return _announce_and_release(
+                IngestResult(outcomes, duplicate=True, source_removed=not keep_source), path, source_sha, announce
             )
-            for r in existing
-        ]
-        return _announce_and_release(
-            IngestResult(outcomes, duplicate=True, source_removed=not keep_source), path, source_sha, announce
-        )
 
-    name_client, name_date = identify.filename_metadata(
-        archive.config.identify.filename_pattern, source_name or path.name
-    )  # in this process: the parser child never sees a file name
-    request = analyse.Request(
-        settings,
-        archive.catalog.sheet_key(),
-        archive.config.archive8,
-        client,
-        session_date,
-        record_class,
-        name_client,
-        name_date,
-        retry_if_ocr_timed_out,
-    )
-    found = analyse.run(request, data, recogniser)  # check, look, identify, ocr, build: in the parser child
-    del data
+        name_client, name_date = identify.filename_metadata(
+            archive.config.identify.filename_pattern, source_name or path.name
+        )  # in this process: the parser child never sees a file name
+        request = analyse.Request(
+            settings,
+            archive.catalog.sheet_key(),
+            archive.config.archive8,
+            client,
+            session_date,
+            record_class,
+            name_client,
+            name_date,
+            retry_if_ocr_timed_out,
+        )
+        found = analyse.run(request, source, recogniser)  # check, look, identify, ocr, build: in the parser child
+    finally:
+        os.close(source.fd)
 
     prepared: list[_Prepared] = []
     for analysed in found.records:
