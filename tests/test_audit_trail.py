@@ -31,7 +31,7 @@ from scanarchive.ingest import batch
 from scanarchive.intake import quarantine as intake_quarantine
 from scanarchive.retention import approvals, clients, holds, purge, review
 from tests.conftest import PASSPHRASE
-from tests.kits.helpers import cli, render_note
+from tests.kits.helpers import cli, decide, render_note
 
 CLIENT = "C-0001"
 SESSION = "2020-01-02"
@@ -339,32 +339,11 @@ def _fields(entry: dict[str, Any]) -> dict[str, Any]:
 def world(archive_dir: Path, passphrase_file: Path, small_scan: Path, capsys: pytest.CaptureFixture[str]) -> World:
     run = cli(capsys, "--archive", archive_dir, "ingest", small_scan, "--client", CLIENT, "--date", SESSION)
     assert run.code == 0, run.err
-    run = cli(
-        capsys,
-        "--archive",
-        archive_dir,
-        "client",
-        "add",
-        "--passphrase-file",
-        passphrase_file,
-        CLIENT,
-        "--born",
-        "1980-05-05",
-        "--terminated",
-        SESSION,
+    run = decide(
+        capsys, archive_dir, passphrase_file, "client", "add", CLIENT, "--born", "1980-05-05", "--terminated", SESSION
     )
     assert run.code == 0, run.err
-    run = cli(
-        capsys,
-        "--archive",
-        archive_dir,
-        "retention",
-        "use",
-        "--passphrase-file",
-        passphrase_file,
-        "us_tx_lpc",
-        "apa_2007",
-    )
+    run = decide(capsys, archive_dir, passphrase_file, "retention", "use", "us_tx_lpc", "apa_2007")
     assert run.code == 0, run.err
     with Archive(archive_dir) as a:
         (record,) = a.catalog.records()

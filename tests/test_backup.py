@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scanarchive.archive.layout import Archive
-from tests.kits.helpers import cli, find_plaintext, note_words, record_ids_from_json, render_note
+from tests.kits.helpers import cli, decide, find_plaintext, note_words, record_ids_from_json, render_note
 
 
 def _ingest(
@@ -73,14 +73,12 @@ def test_the_next_backup_mirrors_a_purge(
         old_blob = archive.catalog.record(old).blob_sha256
         old_wrapped = archive.catalog.wrapped_key(old)
     assert (
-        cli(
+        decide(
             capsys,
-            "--archive",
             archive_dir,
+            passphrase_file,
             "client",
             "add",
-            "--passphrase-file",
-            passphrase_file,
             "C-1",
             "--born",
             "1970-01-01",
@@ -89,13 +87,8 @@ def test_the_next_backup_mirrors_a_purge(
         ).code
         == 0
     )
-    assert (
-        cli(capsys, "--archive", archive_dir, "retention", "use", "--passphrase-file", passphrase_file, "apa_2007").code
-        == 0
-    )
-    auto = cli(
-        capsys, "--archive", archive_dir, "retention", "approval", "automatic", "--passphrase-file", passphrase_file
-    )
+    assert decide(capsys, archive_dir, passphrase_file, "retention", "use", "apa_2007").code == 0
+    auto = decide(capsys, archive_dir, passphrase_file, "retention", "approval", "automatic")
     assert auto.code == 0, auto.err
     run = cli(capsys, "--archive", archive_dir, "purge", "--today", "2030-01-01", "--json")
     assert run.code == 0, run.err

@@ -13,8 +13,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from scanarchive.archive import checkpoint, decisions, sealed
 from scanarchive.archive.layout import Archive
 from scanarchive.crypto import keys
 from scanarchive.errors import ConfigError, IntegrityError, RolledBack
-from tests.kits.helpers import cli, record_ids_from_json, render_note
+from tests.kits.helpers import cli, decide, purge_unattended, record_ids_from_json, render_note
 
 TODAY = "2040-01-01"
 CLIENT = "C-1"
@@ -45,16 +43,7 @@ def _sql(db: Path, statement: str, args: tuple[Any, ...] = ()) -> None:
 
 
 def _purge(archive: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
-    env = {k: v for k, v in os.environ.items() if "PASSPHRASE" not in k}
-    proc = subprocess.run(
-        [sys.executable, "-m", "scanarchive", "--archive", str(archive), "purge", "--today", TODAY, "--json", *extra],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    return proc.returncode, json.loads(proc.stdout) if proc.stdout.startswith("{") else {}, proc.stderr
+    return purge_unattended(archive, TODAY, *extra)
 
 
 def _last_purge_entry(archive: Path) -> dict[str, Any]:
@@ -171,9 +160,7 @@ def test_honest_approval_and_release_still_destroy(
 def test_automatic_mode_set_with_the_passphrase_destroys(
     due: str, archive_dir: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = cli(
-        capsys, "--archive", archive_dir, "retention", "approval", "automatic", "--passphrase-file", passphrase_file
-    )
+    run = decide(capsys, archive_dir, passphrase_file, "retention", "approval", "automatic")
     assert run.code == 0, run.err
     _code, doc, err = _purge(archive_dir)
     assert doc["destroyed"] == [due], err
@@ -190,15 +177,12 @@ def test_hold_reasons_are_sealed_and_shown_after_unlocking(
     due: str, archive_dir: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     reason = "subpoena naming Jane Roe"
-    run = cli(
-        capsys, "--archive", archive_dir, "hold", "place", "s-9", "--client", CLIENT, "--reason", reason,
-        "--passphrase-file", passphrase_file,
-    )  # fmt: skip
+    run = decide(capsys, archive_dir, passphrase_file, "hold", "place", "s-9", "--client", CLIENT, "--reason", reason)  # fmt: skip
     assert run.code == 0, run.err
     for path in archive_dir.rglob("*"):
         if path.is_file():
             assert b"Jane Roe" not in path.read_bytes(), path
-    run = cli(capsys, "--archive", archive_dir, "hold", "list", "--passphrase-file", passphrase_file)
+    run = decide(capsys, archive_dir, passphrase_file, "hold", "list")
     assert run.code == 0 and reason in run.out
 
 
@@ -311,7 +295,7 @@ def test_golden_archives_upgrade_at_the_first_decision(
     code, _, err = _purge(copy, "--dry-run")
     assert code == ConfigError.exit_code and "no retention rules" in err, "legacy archive: purge as before"
     assert "decision_key" not in (copy / "config.toml").read_text()
-    run = cli(capsys, "--archive", copy, "retention", "use", "apa_2007", "--passphrase-file", pf)
+    run = decide(capsys, copy, pf, "retention", "use", "apa_2007")
     assert run.code == 0, run.err
     assert "decision_key" in (copy / "config.toml").read_text() and checkpoint.path_of(copy).is_file()
     run = cli(capsys, "--archive", copy, "verify", "--read-data", "--passphrase-file", pf)

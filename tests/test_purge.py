@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,15 @@ from scanarchive.archive.layout import Archive
 from scanarchive.crypto import seal
 from scanarchive.errors import ConfigError, IntegrityError, RecordDestroyed
 from tests.conftest import PASSPHRASE
-from tests.kits.helpers import cli, find_plaintext, note_words, record_ids_from_json, render_note
+from tests.kits.helpers import (
+    cli,
+    decide,
+    find_plaintext,
+    note_words,
+    purge_unattended,
+    record_ids_from_json,
+    render_note,
+)
 
 TODAY = "2040-01-01"  # far enough that a 2026 session is due under a 7-year rule
 
@@ -38,14 +43,12 @@ def history(
         assert run.code == 0, run.err
         lines_by_record[record_ids_from_json(run.out)[0]] = lines
     assert (
-        cli(
+        decide(
             capsys,
-            "--archive",
             archive_dir,
+            passphrase_file,
             "client",
             "add",
-            "--passphrase-file",
-            passphrase_file,
             "C-1",
             "--born",
             "1980-05-05",
@@ -54,48 +57,14 @@ def history(
         ).code
         == 0
     )
-    assert (
-        cli(
-            capsys,
-            "--archive",
-            archive_dir,
-            "client",
-            "add",
-            "--passphrase-file",
-            passphrase_file,
-            "C-2",
-            "--born",
-            "1990-01-01",
-        ).code
-        == 0
-    )
-    run = cli(
-        capsys,
-        "--archive",
-        archive_dir,
-        "retention",
-        "use",
-        "--passphrase-file",
-        passphrase_file,
-        "us_tx_lpc",
-        "apa_2007",
-    )
+    assert decide(capsys, archive_dir, passphrase_file, "client", "add", "C-2", "--born", "1990-01-01").code == 0
+    run = decide(capsys, archive_dir, passphrase_file, "retention", "use", "us_tx_lpc", "apa_2007")
     assert run.code == 0, run.err
     return {"lines": lines_by_record}
 
 
 def _purge(archive: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
-    """purge as the scheduled job runs it: its own process, no passphrase anywhere in its environment."""
-    env = {k: v for k, v in os.environ.items() if "PASSPHRASE" not in k}
-    proc = subprocess.run(
-        [sys.executable, "-m", "scanarchive", "--archive", str(archive), "purge", "--today", TODAY, "--json", *extra],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    return proc.returncode, json.loads(proc.stdout) if proc.stdout.startswith("{") else {}, proc.stderr
+    return purge_unattended(archive, TODAY, *extra)
 
 
 def test_purge_refuses_without_presets(archive_dir: Path) -> None:
@@ -120,14 +89,12 @@ def test_nothing_is_destroyed_before_approval_and_holds_block_it(
     assert due["count"] == 0, "not due today (2026): the rules keep the records for years"
     first = next(iter(history["lines"]))
     assert (
-        cli(
+        decide(
             capsys,
-            "--archive",
             archive_dir,
+            passphrase_file,
             "hold",
             "place",
-            "--passphrase-file",
-            passphrase_file,
             "subpoena-1",
             "--client",
             "C-1",
@@ -141,12 +108,7 @@ def test_nothing_is_destroyed_before_approval_and_holds_block_it(
     assert doc["destroyed"] == [], "a legal hold blocks every destruction"
     assert any("legal hold 'subpoena-1'" in r["reason"] for r in doc["records"])
 
-    assert (
-        cli(
-            capsys, "--archive", archive_dir, "hold", "release", "--passphrase-file", passphrase_file, "subpoena-1"
-        ).code
-        == 0
-    )
+    assert decide(capsys, archive_dir, passphrase_file, "hold", "release", "subpoena-1").code == 0
     code, doc, _ = _purge(archive_dir)
     assert len(doc["destroyed"]) == 2 and first in doc["destroyed"]
 
@@ -258,10 +220,7 @@ def test_psychotherapy_and_unfiled_records_follow_the_rules(
     src = tmp_path / "u.png"
     image.save(src, dpi=(300, 300))
     assert cli(capsys, "--archive", archive_dir, "ingest", src).code == 0  # unfiled
-    assert (
-        cli(capsys, "--archive", archive_dir, "retention", "use", "--passphrase-file", passphrase_file, "apa_2007").code
-        == 0
-    )
+    assert decide(capsys, archive_dir, passphrase_file, "retention", "use", "apa_2007").code == 0
     _code, doc, _ = _purge(archive_dir, "--dry-run")
     (only,) = doc["records"]
     assert not only["destroy"] and "unfiled" in only["reason"]
@@ -270,21 +229,9 @@ def test_psychotherapy_and_unfiled_records_follow_the_rules(
 def test_unconfirmed_presets_need_an_explicit_flag(
     archive_dir: Path, passphrase_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = cli(
-        capsys, "--archive", archive_dir, "retention", "use", "--passphrase-file", passphrase_file, "us_ny_regents"
-    )
+    run = decide(capsys, archive_dir, passphrase_file, "retention", "use", "us_ny_regents")
     assert run.code == ConfigError.exit_code and "unconfirmed" in run.err
-    run = cli(
-        capsys,
-        "--archive",
-        archive_dir,
-        "retention",
-        "use",
-        "--passphrase-file",
-        passphrase_file,
-        "us_ny_regents",
-        "--allow-unconfirmed",
-    )
+    run = decide(capsys, archive_dir, passphrase_file, "retention", "use", "us_ny_regents", "--allow-unconfirmed")
     assert run.code == 0 and "UNCONFIRMED" in run.out
     assert "allow_unconfirmed = true" in (archive_dir / "config.toml").read_text()
     listing = cli(capsys, "--archive", archive_dir, "retention", "presets").out

@@ -34,6 +34,25 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> Run:
     return Run(code, captured.out, captured.err)
 
 
+def decide(capsys: pytest.CaptureFixture[str], archive: Path, passphrase_file: Path, *argv: str | Path) -> Run:
+    """A decision verb (client, hold, retention use/approve …) through the real CLI, signed with the passphrase."""
+    return cli(capsys, "--archive", archive, *argv, "--passphrase-file", passphrase_file)
+
+
+def purge_unattended(archive: Path, today: str, *extra: str) -> tuple[int, dict[str, Any], str]:
+    """`purge --json` as the scheduled job runs it: its own process, no passphrase anywhere in its environment."""
+    env = {k: v for k, v in os.environ.items() if "PASSPHRASE" not in k}
+    proc = subprocess.run(
+        [sys.executable, "-m", "scanarchive", "--archive", str(archive), "purge", "--today", today, "--json", *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    return proc.returncode, json.loads(proc.stdout) if proc.stdout.startswith("{") else {}, proc.stderr
+
+
 def cli_process(*argv: str | Path, env: dict[str, str] | None = None, timeout: float = 300) -> Run:
     """Run `python -m scanarchive` as a real subprocess."""
     proc = subprocess.run(
