@@ -128,6 +128,20 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, private: bool = 
         raise
 
 
+def new_temp(folder: Path, name: str, mode: int = 0o600) -> tuple[Path, int]:
+    """A fresh temp file in `folder`, open to write (the caller closes it): random name starting
+    with ".", O_EXCL|O_NOFOLLOW, its mode following a setgid folder (folder_mode)."""
+    tmp = folder / _tmp_name(name)
+    return tmp, _open_new(tmp, mode)
+
+
+def disk_full(exc: OSError, folder: Path) -> TransientError | None:
+    """The TransientError to raise for a write that failed because the disk is full, else None."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return TransientError(f"the disk holding {folder} is full")
+    return None
+
+
 # --- relative to a directory descriptor ------------------------------------------------------
 
 

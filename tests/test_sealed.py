@@ -10,7 +10,9 @@ import hashlib
 import io
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -58,12 +60,12 @@ def test_put_round_trips_and_names_the_blob_by_its_hash(tmp_path: Path) -> None:
 
 def test_put_refuses_a_copy_that_does_not_read_back(tmp_path: Path) -> None:
     class Flaky(BlobStore):
-        def put(self, data: bytes) -> str:
-            digest = super().put(data)
-            damaged = bytearray(data)
+        def put_stream(self, fill: Callable[[BinaryIO], object]) -> tuple[str, int]:
+            digest, size = super().put_stream(fill)
+            damaged = bytearray(self.path_for(digest).read_bytes())
             damaged[-1] ^= 1
             _rewrite(self.path_for(digest), bytes(damaged))
-            return digest
+            return digest, size
 
     root = tmp_path / "objects"
     root.mkdir()
@@ -72,6 +74,44 @@ def test_put_refuses_a_copy_that_does_not_read_back(tmp_path: Path) -> None:
         sealed.put(Flaky(root), KEY, rid, SECTIONS)
     with pytest.raises(IntegrityError, match=r"^the quarantined copy does not read back correctly$"):
         sealed.put(Flaky(root), KEY, rid, {"original": b"scan"}, owner="quarantine")
+
+
+@pytest.mark.parametrize(
+    "length", [0, 1, seal.CHUNK - 1, seal.CHUNK, seal.CHUNK + 1, 2 * seal.CHUNK, 2 * seal.CHUNK + 7]
+)
+def test_the_streamed_blob_is_byte_identical_to_seal_and_read_back_checks_the_disk(
+    tmp_path: Path, length: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, rid = _store(tmp_path), str(uuid.uuid4())
+    sections = {"pdf": os.urandom(length), "ocr": b'{"pages":[]}' * (length % 5)}
+    salt = bytes(range(16, 32))
+    monkeypatch.setattr(os, "urandom", lambda n: salt[:n])  # the salt seal_into draws
+    written = sealed.seal_into(store, KEY, rid, sections)
+    path = store.path_for(written.digest)
+    expected = seal.seal(KEY, uuid.UUID(rid).bytes, sections, salt)
+    assert path.read_bytes() == expected and written.size == len(expected)
+    assert written.digest == hashlib.sha256(expected).hexdigest()
+    assert path.stat().st_mode & 0o777 == 0o400
+    assert [p.name for p in store.root.iterdir()] == [written.digest[:2]], "no temp file is left behind"
+    assert len(sections["pdf"]) == length
+    assert written.plaintext_sha256 == {k: hashlib.sha256(v).digest() for k, v in sections.items()}
+    sealed.read_back(store, written.digest, KEY, rid, written.plaintext_sha256)
+    again = sealed.seal_into(store, KEY, rid, sections)  # idempotent: the intact blob is kept
+    assert again == written and list(store) == [written.digest]
+    assert [p.name for p in store.root.iterdir()] == [written.digest[:2]]
+
+    other = {k: hashlib.sha256(v + b"x").digest() for k, v in sections.items()}
+    with pytest.raises(IntegrityError, match=f"^record {rid}: the stored blob does not decrypt to what was sealed$"):
+        sealed.read_back(store, written.digest, KEY, rid, other)
+    damaged = bytearray(expected)
+    damaged[len(damaged) // 2] ^= 1
+    _rewrite(path, bytes(damaged))
+    with pytest.raises(IntegrityError, match=f"^record {rid}: the stored blob does not match what was written$"):
+        sealed.read_back(store, written.digest, KEY, rid, written.plaintext_sha256)
+    path.chmod(0o400)
+    repaired = sealed.seal_into(store, KEY, rid, sections)  # a damaged copy under the name is replaced
+    assert repaired == written and path.read_bytes() == expected and path.stat().st_mode & 0o777 == 0o400
+    sealed.read_back(store, written.digest, KEY, rid, written.plaintext_sha256)
 
 
 def test_check_says_missing_and_damaged_without_a_key(tmp_path: Path) -> None:

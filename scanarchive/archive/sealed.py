@@ -21,6 +21,8 @@ import hashlib
 import io
 import os
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from scanarchive.archive.store import BlobStore
@@ -91,10 +93,30 @@ def _not_sealed(owner: Owner, object_id: str) -> str:
 # --- writing ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Written:
+    """A sealed object just stored: its blob's SHA-256 and size, and the SHA-256 of each section's
+    plaintext, taken while sealing, for read_back (so the plaintext need not be kept)."""
+
+    digest: str
+    size: int
+    plaintext_sha256: dict[str, bytes]
+
+
+def seal_into(store: BlobStore, key: bytes, object_id: str, sections: dict[str, bytes]) -> Written:
+    """Seal `sections` under `key` (fresh salt) chunk by chunk straight into the store. Not yet read back.
+    Memory stays bounded (a chunk and a write buffer): the blob is never held whole."""
+    plain = {kind: hashlib.sha256(data).digest() for kind, data in sections.items()}
+    salt = os.urandom(16)
+    rid = uuid.UUID(object_id).bytes
+    digest, size = store.put_stream(lambda out: seal.seal_to(out, key, rid, sections, salt))
+    return Written(digest, size, plain)
+
+
 def write(store: BlobStore, key: bytes, object_id: str, sections: dict[str, bytes]) -> tuple[str, int]:
     """Seal `sections` under `key` (fresh salt) and store the blob; (its SHA-256, its size). Not yet read back."""
-    blob = seal.seal(key, uuid.UUID(object_id).bytes, sections, os.urandom(16))
-    return store.put(blob), len(blob)
+    written = seal_into(store, key, object_id, sections)
+    return written.digest, written.size
 
 
 def read_back(
@@ -102,15 +124,26 @@ def read_back(
     digest: str,
     key: bytes,
     object_id: str,
-    sections: dict[str, bytes],
+    plaintext_sha256: Mapping[str, bytes],
     *,
     owner: Owner = "record",
 ) -> None:
-    """Re-read the blob from disk: it must hash to its name and decrypt to exactly `sections`."""
-    if store.hash_of(digest) != digest:
-        raise IntegrityError(_not_written(owner, object_id))
-    opened = seal.open_blob(store.get(digest), key, uuid.UUID(object_id).bytes)
-    if opened != sections:
+    """Re-read the blob from disk, chunk by chunk: it must hash to its name, and its sections must
+    decrypt to plaintexts with exactly these SHA-256s (`Written.plaintext_sha256`)."""
+    rid = uuid.UUID(object_id).bytes
+    with store.open(digest) as fp:
+        h = hashlib.sha256()
+        for block in iter(lambda: fp.read(1 << 20), b""):
+            h.update(block)
+        if h.hexdigest() != digest:
+            raise IntegrityError(_not_written(owner, object_id))
+        opened: dict[str, bytes] = {}
+        for kind, _ in seal.read_header(fp).sections:
+            section = hashlib.sha256()
+            for chunk in seal.iter_section(fp, key, rid, kind):
+                section.update(chunk)
+            opened[kind] = section.digest()
+    if opened != dict(plaintext_sha256):
         raise IntegrityError(_not_sealed(owner, object_id))
 
 
@@ -123,9 +156,9 @@ def put(
     owner: Owner = "record",
 ) -> tuple[str, int]:
     """Seal, store, read back and check; (the blob's SHA-256, its size). Damage raises IntegrityError."""
-    digest, size = write(store, key, object_id, sections)
-    read_back(store, digest, key, object_id, sections, owner=owner)
-    return digest, size
+    written = seal_into(store, key, object_id, sections)
+    read_back(store, written.digest, key, object_id, written.plaintext_sha256, owner=owner)
+    return written.digest, written.size
 
 
 # --- checking and opening -----------------------------------------------------

@@ -8,12 +8,33 @@ bytes ever reach this module.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import io
+import os
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from scanarchive.errors import IntegrityError
-from scanarchive.fsio import folder_mode, fsync_dir, make_dir, write_atomic
+from scanarchive.fsio import disk_full, folder_mode, fsync_dir, make_dir, new_temp, write_atomic
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+
+class _Hashing(io.BufferedWriter):
+    """A file being written that hashes and counts every byte written through it."""
+
+    def __init__(self, raw: io.RawIOBase) -> None:
+        super().__init__(raw, buffer_size=1 << 20)
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        view = memoryview(data)
+        self.sha256.update(view)
+        self.size += view.nbytes
+        return super().write(view)
 
 
 class BlobStore:
@@ -38,6 +59,45 @@ class BlobStore:
         write_atomic(path, data, mode=0o600)
         path.chmod(folder_mode(path.parent, 0o400))  # 0400, or 0440 for the shared group
         return digest
+
+    def put_stream(self, fill: Callable[[BinaryIO], object]) -> tuple[str, int]:
+        """Store the sealed bytes `fill` writes, never held whole: they go straight into a temp file
+        in the store (hashed on the way) -> fsync -> rename to their SHA-256 -> fsync the folders;
+        then read-only, as put. Idempotent: an intact blob of that name is kept, the temp dropped.
+        (Their SHA-256, their size.)"""
+        tmp, fd = new_temp(self.root, "put")
+        try:
+            with _Hashing(io.FileIO(fd, "wb")) as out:
+                fill(out)
+                out.flush()
+                os.fsync(fd)
+            digest, size = out.sha256.hexdigest(), out.size
+            path = self.path_for(digest)
+            if self.intact(digest):
+                tmp.unlink()
+                return digest, size
+            with suppress(FileExistsError):
+                make_dir(path.parent, 0o700)  # in a setgid store (separated accounts): its mode and group
+            if path.exists():  # a damaged copy under the right name: replace it
+                path.chmod(0o600)
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
+            fsync_dir(self.root)  # the temp's name is gone from here
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            full = disk_full(exc, self.root) if isinstance(exc, OSError) else None
+            if full is not None:
+                raise full from exc
+            raise
+        path.chmod(folder_mode(path.parent, 0o400))  # 0400, or 0440 for the shared group
+        return digest, size
+
+    def open(self, digest: str) -> BinaryIO:
+        """The blob, open to read (the caller closes it)."""
+        try:
+            return self.path_for(digest).open("rb")
+        except FileNotFoundError as exc:
+            raise IntegrityError(f"blob {digest[:12]}… is missing from objects/") from exc
 
     def get(self, digest: str) -> bytes:
         try:

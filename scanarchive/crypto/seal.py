@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import io
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -161,6 +162,11 @@ def authenticate_header(header: Header, record_key: bytes, record_id: bytes) -> 
 
 def open_section(fp: BinaryIO, record_key: bytes, record_id: bytes, kind: str) -> bytes:
     """Authenticate the header and decrypt one section; any damage raises SealError."""
+    return b"".join(iter_section(fp, record_key, record_id, kind))
+
+
+def iter_section(fp: BinaryIO, record_key: bytes, record_id: bytes, kind: str) -> Iterator[bytes]:
+    """Like open_section, one decrypted chunk (64 KiB at most) at a time: memory stays bounded."""
     header = read_header(fp)
     authenticate_header(header, record_key, record_id)
     fp.seek(0, io.SEEK_END)
@@ -170,20 +176,20 @@ def open_section(fp: BinaryIO, record_key: bytes, record_id: bytes, kind: str) -
     if size > header.total_length:
         raise SealError("the blob has extra bytes after its last chunk")
     offset, length = header.offset_of(kind)
-    fp.seek(offset)
     aead = ChaCha20Poly1305(derive(record_key, header.salt, kind))
     n = chunk_count(length)
-    parts: list[bytes] = []
     for i in range(n):
         want = min(CHUNK, length - i * CHUNK) + TAG
+        fp.seek(offset)  # the caller may move fp between chunks
         ct = fp.read(want)
         if len(ct) != want:
             raise SealError("the blob is truncated (chunks are missing at its end)")
+        offset += want
         try:
-            parts.append(aead.decrypt(_nonce(i, i == n - 1), ct, header.aad))
+            plain = aead.decrypt(_nonce(i, i == n - 1), ct, header.aad)
         except InvalidTag as exc:
             raise SealError(f"chunk {i + 1} of {n} of its {kind} section fails authentication") from exc
-    return b"".join(parts)
+        yield plain
 
 
 def open_blob(data: bytes, record_key: bytes, record_id: bytes) -> dict[str, bytes]:

@@ -86,8 +86,7 @@ class _Prepared:
     row: RecordRow
     wrapped: bytes  # its key, wrapped to the recipient
     record_key: bytes
-    record_pdf: bytes
-    ocr_doc: bytes
+    plaintext_sha256: dict[str, bytes]  # of each section, taken while sealing: read back against these
     outcome: identify.RecordOutcome
     page_quality: list[qc.PageQc]
 
@@ -207,7 +206,7 @@ def ingest_file(
         outcome.record_id = str(uuid.uuid4())  # chosen here, never by the child
         record_key = os.urandom(32)  # seal, store
         sections = {"pdf": analysed.pdf, "ocr": analysed.ocr_doc}
-        digest, size = sealed.write(archive.store, record_key, outcome.record_id, sections)
+        written = sealed.seal_into(archive.store, record_key, outcome.record_id, sections)
         row = RecordRow(
             seq=0,
             id=outcome.record_id,
@@ -218,8 +217,8 @@ def ingest_file(
             ocr_failed_pages=tuple(outcome.ocr_failed_pages),
             source_sha256=source_sha,
             source_kind=found.kind,
-            blob_sha256=digest,
-            blob_size=size,
+            blob_sha256=written.digest,
+            blob_size=written.size,
             created_at=now_utc(),
             status="sealed",
             source_pages=_format_pages(outcome.source_pages),
@@ -227,7 +226,7 @@ def ingest_file(
             identified_by=outcome.identified_by,
         )
         wrapped = keys.wrap(record_key, archive.sealing_recipient(), record_context(outcome.record_id))
-        prepared.append(_Prepared(row, wrapped, record_key, analysed.pdf, analysed.ocr_doc, outcome, analysed.quality))
+        prepared.append(_Prepared(row, wrapped, record_key, written.plaintext_sha256, outcome, analysed.quality))
 
     with archive.catalog.transaction():  # one transaction: the whole stack or nothing
         for item in prepared:
@@ -246,8 +245,7 @@ def ingest_file(
 
     try:  # verify
         for item in prepared:
-            sections = {"pdf": item.record_pdf, "ocr": item.ocr_doc}
-            sealed.read_back(archive.store, item.row.blob_sha256, item.record_key, item.row.id, sections)
+            sealed.read_back(archive.store, item.row.blob_sha256, item.record_key, item.row.id, item.plaintext_sha256)
     except IntegrityError:
         with archive.catalog.transaction():
             for item in prepared:
