@@ -51,6 +51,24 @@ def _raw_public(pub: X25519PublicKey) -> bytes:
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def _encode_key(prefix: str, public: bytes) -> str:
+    return prefix + base64.urlsafe_b64encode(public).decode().rstrip("=")
+
+
+def _decode_key(prefix: str, text: str, what: str) -> bytes:
+    """The 32 raw bytes of a public key written as `prefix` + unpadded base64url (ConfigError naming `what`)."""
+    if not text.startswith(prefix):
+        raise ConfigError(f"{what} is not in a form this version knows")
+    body = text[len(prefix) :]
+    try:
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
+    except ValueError as exc:
+        raise ConfigError(f"{what} is damaged") from exc
+    if len(raw) != 32:
+        raise ConfigError(f"{what} is damaged")
+    return raw
+
+
 @dataclass(frozen=True)
 class Recipient:
     """The archive's public key: all that ingest needs."""
@@ -63,20 +81,11 @@ class Recipient:
         return hashlib.sha256(self.public).hexdigest()[:16]
 
     def encode(self) -> str:
-        return RECIPIENT_PREFIX + base64.urlsafe_b64encode(self.public).decode().rstrip("=")
+        return _encode_key(RECIPIENT_PREFIX, self.public)
 
     @classmethod
     def decode(cls, text: str) -> Recipient:
-        if not text.startswith(RECIPIENT_PREFIX):
-            raise ConfigError("the archive's recipient (public key) is not in a form this version knows")
-        body = text[len(RECIPIENT_PREFIX) :]
-        try:
-            raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
-        except ValueError as exc:
-            raise ConfigError("the archive's recipient (public key) is damaged") from exc
-        if len(raw) != 32:
-            raise ConfigError("the archive's recipient (public key) is damaged")
-        return cls(raw)
+        return cls(_decode_key(RECIPIENT_PREFIX, text, "the archive's recipient (public key)"))
 
 
 @dataclass(frozen=True)
@@ -86,20 +95,11 @@ class DecisionKey:
     public: bytes  # 32 raw bytes
 
     def encode(self) -> str:
-        return DECISION_KEY_PREFIX + base64.urlsafe_b64encode(self.public).decode().rstrip("=")
+        return _encode_key(DECISION_KEY_PREFIX, self.public)
 
     @classmethod
     def decode(cls, text: str) -> DecisionKey:
-        if not text.startswith(DECISION_KEY_PREFIX):
-            raise ConfigError("the archive's decision key is not in a form this version knows")
-        body = text[len(DECISION_KEY_PREFIX) :]
-        try:
-            raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
-        except ValueError as exc:
-            raise ConfigError("the archive's decision key is damaged") from exc
-        if len(raw) != 32:
-            raise ConfigError("the archive's decision key is damaged")
-        return cls(raw)
+        return cls(_decode_key(DECISION_KEY_PREFIX, text, "the archive's decision key"))
 
     def verifies(self, signature: bytes, message: bytes) -> bool:
         try:
