@@ -191,7 +191,8 @@ def _forge_blob(archive: Path, rid: str) -> None:
     with Archive(archive) as a:
         key = os.urandom(32)
         forged = {"pdf": b"%PDF-1.4 forged", "ocr": b'{"format":"scanarchive-ocr","version":2,"pages":[]}'}
-        digest, size = sealed.write(a.store, key, rid, forged)
+        written = sealed.seal_into(a.store, key, rid, forged)
+        digest, size = written.digest, written.size
         wrapped = keys.wrap(key, a.config.recipient, sealed.record_context(rid))
     _sql(archive / "catalog.db", "UPDATE records SET blob_sha256 = ?, blob_size = ? WHERE id = ?", (digest, size, rid))
     _sql(archive / "catalog.db", "UPDATE record_keys SET wrapped = ? WHERE record_id = ?", (wrapped, rid))

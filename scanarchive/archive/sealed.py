@@ -113,12 +113,6 @@ def seal_into(store: BlobStore, key: bytes, object_id: str, sections: dict[str, 
     return Written(digest, size, plain)
 
 
-def write(store: BlobStore, key: bytes, object_id: str, sections: dict[str, bytes]) -> tuple[str, int]:
-    """Seal `sections` under `key` (fresh salt) and store the blob; (its SHA-256, its size). Not yet read back."""
-    written = seal_into(store, key, object_id, sections)
-    return written.digest, written.size
-
-
 def read_back(
     store: BlobStore,
     digest: str,

@@ -401,10 +401,6 @@ def _death(returncode: int | None) -> str:
 # --- the answer on the wire: one JSON line, then the raw sections ---------------------------------------------
 
 
-def encode(analysis: Analysis) -> bytes:
-    return b"".join(encode_parts(analysis))
-
-
 def encode_parts(analysis: Analysis) -> list[bytes]:
     """The answer as its pieces (the JSON line, then each section): the child writes them one after the other,
     never joined (a record's PDF is as large as the scan)."""

@@ -20,7 +20,7 @@ single byte of the scan, it locks itself down (:func:`lock_down`):
 It then reads the request (one JSON line: settings, sheet key, archive id prefix, command-line and
 file-name metadata — never a path) and the scan's bytes from stdin, says the page count once the check
 stage knows it (the parent's deadline depends on it), and writes the answer to stdout
-(``analyse.encode``). It never gets the archive's path or a file name. Where the kernel lacks Landlock,
+(``analyse.encode_parts``). It never gets the archive's path or a file name. Where the kernel lacks Landlock,
 it runs without it and says so in its answer; `status` and `watch` say so to the user.
 """
 
