@@ -335,7 +335,10 @@ BASELINE_PATHS = ("scanarchive",)
 def baseline_package(ref: str, dest: Path) -> Path:
     """A copy of the working tree's package with BASELINE_PATHS as they are in git `ref`; the folder for PYTHONPATH."""
     shutil.copytree(ROOT / "scanarchive", dest / "scanarchive", ignore=shutil.ignore_patterns("__pycache__"))
-    (dest / "config").symlink_to(ROOT / "config")  # the package reads its defaults from ../config
+    # A REF from before the data moved into the package read its defaults from ../config.
+    (dest / "config").mkdir()
+    for name in ("default.toml", "retention", "sheets"):
+        (dest / "config" / name).symlink_to(ROOT / "scanarchive" / "data" / name)
     git = ["git", "-C", str(ROOT)]
     names = subprocess.run(
         [*git, "ls-tree", "-r", "--name-only", ref, "--", *BASELINE_PATHS], check=True, capture_output=True, text=True

@@ -195,7 +195,7 @@ def child_env() -> dict[str, str]:
 
 
 def snapshot_code(work_root: Path) -> str:
-    """Copy scanarchive/ and config/ once, and run every subprocess from the copy.
+    """Copy scanarchive/ (with its data) once, and run every subprocess from the copy.
 
     A run takes hours; the copy keeps one version of the code for all of it, even
     if the working tree is edited meanwhile. Returns a short fingerprint of the copy.
@@ -207,7 +207,7 @@ def snapshot_code(work_root: Path) -> str:
     probe = "import scanarchive, scanarchive.cli.main, scanarchive.ingest.pipeline; print(scanarchive.__file__)"
     for attempt in range(8):
         shutil.rmtree(code, ignore_errors=True)
-        for part in ("scanarchive", "config"):
+        for part in ("scanarchive",):
             shutil.copytree(ROOT / part, code / part, ignore=shutil.ignore_patterns("__pycache__"))
         check = subprocess.run(
             [sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=work_root, check=False

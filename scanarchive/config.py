@@ -9,11 +9,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from scanarchive import packagedata
 from scanarchive.crypto.keys import DecisionKey, Recipient
 from scanarchive.errors import ConfigError
 from scanarchive.fsio import write_atomic
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+TEMPLATE = packagedata.DEFAULT_CONFIG
 ENV_ARCHIVE = "SCANARCHIVE_ARCHIVE"
 ENV_PASSPHRASE_FILE = "SCANARCHIVE_PASSPHRASE_FILE"
 _T = TypeVar("_T")
@@ -239,6 +240,6 @@ def pin_decision_key(path: Path, key: DecisionKey) -> None:
 
 
 def render_config(archive_id: str, recipient: Recipient) -> str:
-    """The commented default config (config/default.toml) with this archive's values filled in."""
+    """The commented default config (scanarchive/data/default.toml) with this archive's values filled in."""
     template = TEMPLATE.read_text(encoding="utf-8")
     return template.replace("{archive_id}", archive_id).replace("{recipient}", recipient.encode())

@@ -21,6 +21,7 @@ LAYER_OF = {
     "scanarchive.runner": "base",
     "scanarchive.hardening": "base",
     "scanarchive.sandbox": "base",
+    "scanarchive.packagedata": "base",
     "scanarchive.crypto": "crypto",
     "scanarchive.audit": "formats",
     "scanarchive.ocr.document": "formats",

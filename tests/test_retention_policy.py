@@ -1,4 +1,4 @@
-"""Retention presets (config/retention/*.toml) and the destroy-after arithmetic.
+"""Retention presets (scanarchive/data/retention/*.toml) and the destroy-after arithmetic.
 
 Every expected date is worked out by hand in a comment next to it, from the
 rule in the preset file (see shared/reference/recordkeeping.md for the sources).

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument(
         "--template",
         metavar="NAME",
-        help="a sheet with tick boxes from config/sheets/ (e.g. progress, risk); the newest version",
+        help="a sheet with tick boxes shipped with scanarchive (e.g. progress, risk); the newest version",
     )
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.pdf")
     p.set_defaults(func=cmd_sheets)

@@ -18,6 +18,7 @@ from scanarchive.cli import (
     ingest_cmds,
     retention_cmds,
     search_cmds,
+    status_cmds,
     watch_cmds,
 )
 from scanarchive.demo import run as demo
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (
         archive_cmds,
+        status_cmds,
         ingest_cmds,
         watch_cmds,
         filing_cmds,

@@ -1,4 +1,4 @@
-"""Note-sheet templates with tick boxes: data in config/sheets/<id>@<version>.toml, a fixed
+"""Note-sheet templates with tick boxes: data in scanarchive/data/sheets/<id>@<version>.toml, a fixed
 layout computed from the template, and reading the boxes back from a scan.
 
 Handwriting OCR is weak; a filled box is not. The sheet's QR code names the
@@ -20,9 +20,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from scanarchive import packagedata
 from scanarchive.errors import ConfigError
 
-FOLDER = Path(__file__).resolve().parent.parent.parent / "config" / "sheets"
+FOLDER = packagedata.SHEETS
 DPI = 300
 BOX = 66  # px at 300 dpi: 0.22 in
 BORDER = 4

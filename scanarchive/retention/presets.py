@@ -1,6 +1,6 @@
 """Retention presets: one TOML file per legal rule, loaded into typed, validated dataclasses.
 
-Rules are data, not code. Each file in config/retention/ holds one rule with its
+Rules are data, not code. Each file in scanarchive/data/retention/ holds one rule with its
 mandate text, citation and status ("confirmed" when the rule's text was seen in
 a source, "unconfirmed" otherwise). Unconfirmed presets load like the others;
 `Preset.confirmed` is False so the caller can warn. The arithmetic that applies
@@ -35,9 +35,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, NoReturn, cast
 
+from scanarchive import packagedata
 from scanarchive.errors import ConfigError
 
-DEFAULT_FOLDER: Final = Path(__file__).resolve().parents[2] / "config" / "retention"
+DEFAULT_FOLDER: Final = packagedata.RETENTION
 
 Status = Literal["confirmed", "unconfirmed"]
 TriggerFact = Literal["last_service", "last_entry", "termination"]
@@ -49,7 +50,7 @@ TRIGGER_FACTS: Final[tuple[TriggerFact, ...]] = ("last_service", "last_entry", "
 RECORD_CLASSES: Final[tuple[RecordClass, ...]] = ("progress", "psychotherapy")
 STAGE_KEEPS: Final[tuple[StageKeep, ...]] = ("full", "full_or_summary", "summary")
 
-_HINT = "Fix or remove that preset file; retention rules are read from config/retention/*.toml, one rule per file."
+_HINT = "Fix or remove that preset file; retention rules are read from scanarchive/data/retention/*.toml, one rule per file."
 _ID = re.compile(r"[a-z][a-z0-9_]*")
 _KEYS: Final = frozenset(
     {
@@ -105,7 +106,7 @@ class Preset:
 
 
 def load_presets(folder: Path | None = None) -> dict[str, Preset]:
-    """Every *.toml preset in `folder` (default: the repo's config/retention/), by id."""
+    """Every *.toml preset in `folder` (default: the presets shipped in scanarchive/data/retention/), by id."""
     folder = DEFAULT_FOLDER if folder is None else Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"The retention preset folder {folder} does not exist.", hint=_HINT)
