@@ -18,6 +18,7 @@ from scanarchive.cli import (
     ingest_cmds,
     retention_cmds,
     search_cmds,
+    sheets_cmds,
     status_cmds,
     watch_cmds,
 )
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         status_cmds,
         ingest_cmds,
         watch_cmds,
+        sheets_cmds,
         filing_cmds,
         search_cmds,
         export_cmds,
