@@ -149,6 +149,7 @@ FIELDS: Final[Mapping[str, str]] = {
     "pages": "count",
     "excluded": "count",  # records left out (export)
     "checked": "count",
+    "temps_removed": "count",  # temp files of killed writes removed from the stores (verify)
     "generation": "count",
     "exit": "count",
     "encrypted": "flag",

@@ -34,6 +34,7 @@ class CheckReport:
     quarantined_checked: int = 0
     findings: list[Finding] = field(default_factory=list)
     read_data: bool = False  # sections were decrypted and authenticated too
+    temps_removed: int = 0  # temp files a killed write had left in the stores (sealed bytes, never a blob)
 
     @property
     def damaged(self) -> list[Finding]:
@@ -113,7 +114,14 @@ def check_archive(archive: Archive, identity: Identity | None) -> CheckReport:
     report.findings += orphans
     _check_decisions(archive, identity, trust, report)
 
-    archive.audit("verify", checked=report.records_checked, damaged=report.damaged_records, ok=report.ok)
+    report.temps_removed = archive.store.sweep_temps() + quarantine.store(archive).sweep_temps()
+    archive.audit(
+        "verify",
+        checked=report.records_checked,
+        damaged=report.damaged_records,
+        ok=report.ok,
+        **({"temps_removed": report.temps_removed} if report.temps_removed else {}),
+    )
     return report
 
 

@@ -7,9 +7,12 @@ bytes ever reach this module.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
+import stat
+import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -35,6 +38,9 @@ class _Hashing(io.BufferedWriter):
         self.sha256.update(view)
         self.size += view.nbytes
         return super().write(view)
+
+
+STALE_TEMP_SECONDS = 600.0  # a blob write takes seconds; an older, unlocked temp is a killed write's
 
 
 class BlobStore:
@@ -66,6 +72,7 @@ class BlobStore:
         then read-only, as put. Idempotent: an intact blob of that name is kept, the temp dropped.
         (Their SHA-256, their size.)"""
         tmp, fd = new_temp(self.root, "put")
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held while it is written: sweep_temps leaves a live write alone
         try:
             with _Hashing(io.FileIO(fd, "wb")) as out:
                 fill(out)
@@ -123,6 +130,43 @@ class BlobStore:
         path = self.path_for(digest)
         path.unlink(missing_ok=True)
         fsync_dir(path.parent)
+
+    def sweep_temps(self, older_than: float = STALE_TEMP_SECONDS) -> int:
+        """Remove the temp files a killed write left behind (sealed bytes only, never a blob): those in the
+        store and its subfolders whose name is a temp's, untouched for `older_than` seconds and not locked
+        by a write still going on. Returns how many were removed."""
+        removed = 0
+        if not self.root.is_dir():
+            return removed
+        folders = [self.root, *(p for p in self.root.iterdir() if p.is_dir() and len(p.name) == 2)]
+        cutoff = time.time() - older_than
+        for folder in folders:
+            for entry in os.scandir(folder):
+                if entry.name.startswith(".") and entry.name.endswith(".tmp") and self._stale(entry, cutoff):
+                    with suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
+        if removed:
+            fsync_dir(self.root)
+        return removed
+
+    @staticmethod
+    def _stale(entry: os.DirEntry[str], cutoff: float) -> bool:
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_mtime > cutoff:
+                return False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # a write in progress holds it
+            return True
+        finally:
+            os.close(fd)
 
     def __iter__(self) -> Iterator[str]:
         if not self.root.is_dir():
