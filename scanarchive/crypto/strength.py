@@ -10,9 +10,8 @@ in a message.
 
 from __future__ import annotations
 
-from typing import Final
-
-from zxcvbn import zxcvbn
+import importlib
+from typing import Any, Final
 
 from scanarchive.errors import UsageError
 
@@ -22,7 +21,10 @@ _LOOKED_AT: Final = 100  # zxcvbn's time grows with length; past 100 characters 
 
 def check_new(passphrase: str) -> None:
     """Refuse a new passphrase that is easy to guess (UsageError, nothing written)."""
-    result = zxcvbn(passphrase[:_LOOKED_AT])
+    # Loaded here, not at import: its dictionaries are ~13 MB of memory that the watcher and every ingest,
+    # which never set a passphrase, would otherwise carry (bench/memory.py sums the whole process tree).
+    estimate: Any = importlib.import_module("zxcvbn").zxcvbn
+    result = estimate(passphrase[:_LOOKED_AT])
     if int(result["score"]) >= MIN_SCORE:
         return
     warning = str(result["feedback"].get("warning") or "").rstrip(".")
