@@ -15,6 +15,7 @@ from scanarchive.cli import (
     backup_cmds,
     export_cmds,
     filing_cmds,
+    host_cmds,
     ingest_cmds,
     retention_cmds,
     search_cmds,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         retention_cmds,
         audit_cmds,
         backup_cmds,
+        host_cmds,
     ):
         module.register(sub, common)
     _register_demo(sub, common)

@@ -24,7 +24,7 @@ from types import FrameType
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from scanarchive.archive import accounts, quarantine
+from scanarchive.archive import accounts, health, quarantine
 from scanarchive.archive.layout import Archive
 from scanarchive.clock import now_utc
 from scanarchive.errors import EngineMissing, InputRejected, IntegrityError, ScanarchiveError, TransientError
@@ -160,6 +160,7 @@ class Watcher:
             self.wake.wait(min(0.5, self.settler.next_due() or 0.5))
             self.wake.clear()
         self._process_due()
+        health.beat(self.archive.root)  # `status` shows when the watcher was last seen
 
     def _run_forever(self) -> None:
         events = _Events(self.wake)
@@ -178,6 +179,7 @@ class Watcher:
                 try:
                     self.settler.observe(p for p in events.drain() if p.parent == self.drop)
                     if time.monotonic() >= next_rescan:
+                        health.beat(self.archive.root)  # `status` shows when the watcher was last seen
                         self.recover()  # e.g. a claim left half-done by a catalog error
                         self.settler.observe(list_candidates(self.drop))
                         next_rescan = time.monotonic() + self.settings.rescan_seconds
