@@ -14,7 +14,8 @@
 - config.toml, identity.enc, audit.log and certificates/ are copied as they are;
   index.db is not (derived; rebuilt at the first search after a restore).
 
-`restore(src, dest)` copies a backup into a new archive folder and checks it.
+`restore(src, dest)` copies a backup into a new archive folder and checks it; with
+`skip_damaged` it restores every intact blob and lists the damaged ones.
 Nothing here needs the passphrase, and nothing is ever decrypted.
 """
 
@@ -129,8 +130,44 @@ def backup(archive: Archive, dest: Path) -> BackupReport:
     return report
 
 
-def restore(src: Path, dest: Path) -> Archive:
-    """A new archive folder from a backup; every blob is hash-checked on the way."""
+@dataclass(frozen=True)
+class Damaged:
+    """A blob of the backup that failed its hash check, and the records whose note it holds."""
+
+    path: str  # e.g. objects/3f/3f2a…, relative to the backup
+    records: tuple[str, ...]  # record ids (none: a quarantined scan, or a blob no record names)
+
+
+@dataclass(frozen=True)
+class Restored:
+    archive: Archive
+    damaged: tuple[Damaged, ...]  # left out (only with skip_damaged)
+
+
+SKIP_HINT = (
+    "Restore from another backup if you have one. Or run 'scanarchive restore --skip-damaged BACKUP' to "
+    "restore every other note: it lists the damaged ones, which stay missing until restored from elsewhere."
+)
+
+
+def _records_of(catalog_file: Path, digest: str) -> tuple[str, ...]:
+    db = sqlite3.connect(f"file:{catalog_file}?mode=ro", uri=True)
+    try:
+        return tuple(
+            str(r[0]) for r in db.execute("SELECT id FROM records WHERE blob_sha256 = ? ORDER BY seq", (digest,))
+        )
+    except sqlite3.DatabaseError:
+        return ()
+    finally:
+        db.close()
+
+
+def restore(src: Path, dest: Path, *, skip_damaged: bool = False) -> Restored:
+    """A new archive folder from a backup; every blob is hash-checked on the way.
+
+    A damaged blob stops the restore (nothing is restored) unless skip_damaged: then every intact
+    blob is restored, the damaged ones are left out (their records stay in the catalog, so verify
+    reports them missing and a later copy can be put back) and listed in the result."""
     if not (src / MARKER).exists() or not (src / CONFIG).exists():
         raise UsageError(f"{src} is not a scanarchive backup")
     if dest.exists() and any(dest.iterdir()):
@@ -145,14 +182,22 @@ def restore(src: Path, dest: Path) -> Archive:
     for folder in (OBJECTS, "quarantine", "certificates", decisions.DIR):
         if (src / folder).is_dir():
             shutil.copytree(src / folder, tmp / folder, dirs_exist_ok=True)
+    damaged: list[Damaged] = []
     for folder in (OBJECTS, "quarantine"):
         store = BlobStore(tmp / folder)
-        for digest in store:
-            if not store.intact(digest):
+        for digest in sorted(store):
+            if store.intact(digest):
+                continue
+            where = f"{folder}/{digest[:12]}…"
+            if not skip_damaged:
                 shutil.rmtree(tmp)
-                raise IntegrityError(f"the backup's {folder}/{digest[:12]}… is damaged; nothing was restored")
+                raise IntegrityError(f"the backup's {where} is damaged; nothing was restored", hint=SKIP_HINT)
+            records = _records_of(tmp / CATALOG, digest) if folder == OBJECTS else ()
+            damaged.append(Damaged(where, records))
+            store.path_for(digest).chmod(0o600)
+            store.delete(digest)
     (tmp / OBJECTS).mkdir(mode=0o700, exist_ok=True)
     if dest.exists():
         dest.rmdir()
     tmp.rename(dest)
-    return Archive(dest)
+    return Restored(Archive(dest), tuple(damaged))

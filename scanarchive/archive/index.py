@@ -63,7 +63,7 @@ class Hit:
     record_class: str | None
     page: int
     snippet: str
-    rank: float  # bm25: lower is better (0 when only tick boxes were asked for)
+    rank: float  # bm25: lower is better (0 when no words were given, only filters)
     facts: tuple[str, ...] = ()  # ticked boxes of the record
 
 
@@ -336,7 +336,9 @@ class SearchIndex:
         """Ranked pages: those matching every word exactly first, by bm25, then (unless exact)
         those matching only with fuzzy expansion, by bm25; ties: the page indexed last first."""
         terms = parse(query)
-        if not terms and has:  # tick boxes only: one hit per record
+        if not terms and (has or client is not None or since is not None or until is not None):
+            # no words, only filters (a client's notes, a date range, ticked boxes): one hit per
+            # record, newest session first (undated last)
             sql, params = _filters(
                 "SELECT d.record_id, d.client_code, d.session_date, d.record_class FROM docs d WHERE 1 = 1",
                 [],
@@ -345,7 +347,9 @@ class SearchIndex:
                 since,
                 until,
             )
-            rows = self.db.execute(sql + " ORDER BY d.session_date DESC LIMIT ?", [*params, limit]).fetchall()
+            rows = self.db.execute(
+                sql + " ORDER BY d.session_date DESC, d.seq DESC LIMIT ?", [*params, limit]
+            ).fetchall()
             facts = self._facts([str(r[0]) for r in rows])
             return [Hit(r[0], r[1], r[2], r[3], 1, "", 0.0, facts.get(r[0], ())) for r in rows]
         exact_match = to_match(terms, None)  # raises UsageError for a query without words

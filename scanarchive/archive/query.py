@@ -14,6 +14,7 @@ inject FTS5 syntax.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ MAX_EXPANSIONS = 12
 # frequent first: most words of an OCR index are misreadings found on one or two pages, and a
 # word's MAX_EXPANSIONS most frequent neighbours are usually all in the first tiers.
 TIER_FLOORS = (64, 16, 4, 2, 1)
+NO_WORDS_HINT = (
+    "Search for a word from the note, e.g. 'insomnia'; or list notes without words: a client's with "
+    "--client CODE, a date range's with --since DATE / --until DATE, ticked boxes with --has BOX."
+)
 
 # (floor, ceiling) -> the index words on floor <= pages < ceiling (ceiling None: no upper bound)
 TierLoader = Callable[[int, int | None], Iterable[str]]
@@ -146,7 +151,7 @@ def _quoted(text: str) -> str:
 def to_match(terms: list[Term], vocabulary: Vocabulary | None) -> str:
     """An FTS5 MATCH expression; vocabulary=None means exact (no expansion)."""
     if not terms:
-        raise UsageError("the search has no words in it", hint="Search for one or more words from the note.")
+        raise UsageError("the search has no words in it", hint=NO_WORDS_HINT)
     parts = []
     for term in terms:
         if term.prefix:
@@ -159,3 +164,90 @@ def to_match(terms: list[Term], vocabulary: Vocabulary | None) -> str:
                 "(" + " OR ".join(_quoted(o) for o in options) + ")" if len(options) > 1 else _quoted(term.text)
             )
     return " AND ".join(parts)
+
+
+# --- tick boxes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Box:
+    """One tick box of a sheet template, as `--has` may name it."""
+
+    key: str  # e.g. "risk.si_denied": what the index stores
+    label: str  # e.g. "SI denied": what the sheet prints
+    sheet: str  # the template that has it, e.g. "progress@1"
+
+
+class Boxes:
+    """Every tick box of the installed sheet templates: `--has` names one by its key or by its printed
+    label, and a name that is neither is an error listing the boxes it is close to, never 'no notes match'.
+
+    The command line builds it from the templates (the storage layer does not read page code)."""
+
+    def __init__(self, boxes: Iterable[Box]) -> None:
+        self.boxes = sorted(set(boxes), key=lambda b: (b.key, b.sheet))
+        self._labels: dict[str, list[Box]] = {}
+        for box in self.boxes:
+            self._labels.setdefault(box.label.casefold(), []).append(box)
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted({b.key for b in self.boxes})
+
+    def labels(self, key: str) -> list[str]:
+        """The labels a key is printed with (templates may word it differently), in sheet order."""
+        found: list[str] = []
+        for box in self.boxes:
+            if box.key == key and box.label not in found:
+                found.append(box.label)
+        return found
+
+    def label(self, key: str) -> str:
+        """How a hit names a ticked box: its first printed label (the key itself if no template has it)."""
+        labels = self.labels(key)
+        return labels[0] if labels else key
+
+    def listing(self) -> list[tuple[str, str, str]]:
+        """(key, labels, sheets) for every key, sorted by key: what `sheets keys` prints."""
+        rows = []
+        for key in self.keys:
+            sheets = sorted({b.sheet for b in self.boxes if b.key == key})
+            rows.append((key, " / ".join(self.labels(key)), ", ".join(sheets)))
+        return rows
+
+    def resolve(self, name: str) -> str:
+        """The key `name` stands for: a key as it is, or a box's printed label (any case)."""
+        text = name.strip()
+        if text in self.keys:
+            return text
+        by_label = self._labels.get(text.casefold(), [])
+        keys = sorted({b.key for b in by_label})
+        if len(keys) == 1:
+            return keys[0]
+        if keys:
+            choices = "; ".join(f"{k} ({', '.join(sorted({b.sheet for b in by_label if b.key == k}))})" for k in keys)
+            raise UsageError(
+                f"the tick-box label {text!r} is on more than one box: {choices}",
+                hint=f"Give the key instead, e.g. --has {keys[0]}.",
+            )
+        raise UsageError(f"there is no tick box {text!r} on any note sheet", hint=self._close_hint(text))
+
+    def resolve_all(self, names: Iterable[str]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.resolve(n) for n in names))
+
+    def _close_hint(self, text: str) -> str:
+        folded = text.casefold()
+        candidates = {key.casefold(): key for key in self.keys}
+        candidates.update({box.label.casefold(): box.key for box in self.boxes})
+        near = difflib.get_close_matches(folded, list(candidates), n=6, cutoff=0.6)
+        keys = list(dict.fromkeys(candidates[n] for n in near))
+        if not keys and "." in text:  # the same group, e.g. every 'risk.' box
+            group = folded.split(".", 1)[0] + "."
+            keys = [k for k in self.keys if k.casefold().startswith(group)]
+        listed = "'scanarchive sheets keys' lists every box with its label."
+        if not keys:
+            return (
+                f"Give a box's key, like --has {self.keys[0] if self.keys else 'topic.sleep'}, or its label. {listed}"
+            )
+        shown = ", ".join(f"{k} ({self.label(k)})" for k in keys[:6])
+        return f"Did you mean: {shown}? {listed}"

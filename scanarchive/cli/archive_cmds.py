@@ -86,7 +86,13 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     with open_archive(args) as archive:
         old = get_passphrase(args.passphrase_file, prompt="Current passphrase: ")
         identity = archive.unlock(old)
-        new = get_passphrase(args.new_passphrase_file, confirm=True, prompt="New passphrase: ")
+        new = get_passphrase(
+            args.new_passphrase_file,
+            confirm=True,
+            prompt="New passphrase: ",
+            option="--new-passphrase-file",
+            use_env=False,
+        )
         archive.change_passphrase(identity, new, seconds)
         print("Passphrase changed. Old copies of identity.enc (in backups) still open with the old passphrase.")
     return 0

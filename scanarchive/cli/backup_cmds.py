@@ -7,6 +7,7 @@ from pathlib import Path
 
 from scanarchive.archive import backup as backups
 from scanarchive.cli.common import archive_dir, open_archive
+from scanarchive.errors import IntegrityError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -23,6 +24,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
     p = sub.add_parser("restore", parents=[common], help="restore a backup into a new archive folder")
     p.add_argument("src", type=Path, metavar="BACKUP")
+    p.add_argument(
+        "--skip-damaged",
+        action="store_true",
+        help="restore everything that is intact and list the damaged notes (default: a damaged blob stops it)",
+    )
     p.set_defaults(func=cmd_restore)
 
 
@@ -39,9 +45,18 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     target = archive_dir(args)
-    with backups.restore(args.src, target) as archive:
+    restored = backups.restore(args.src, target, skip_damaged=args.skip_damaged)
+    with restored.archive as archive:
         records = archive.catalog.counts()["records"]
-    print(
-        f"Restored {records} record(s) into {target}. Check it with: scanarchive --archive {target} verify --read-data"
-    )
-    return 0
+    lost = sum(len(d.records) for d in restored.damaged)
+    print(f"Restored {records - lost} of {records} record(s) into {target}.")
+    for d in restored.damaged:
+        what = ", ".join(f"record {r}" for r in d.records) or "no record (a quarantined scan or a leftover)"
+        print(f"  NOT restored (damaged in the backup): {d.path}: {what}")
+    if restored.damaged:
+        print(
+            f"{len(restored.damaged)} damaged blob(s) left out. Restore them from another backup if you have one; "
+            "until then 'verify' reports them missing."
+        )
+    print(f"Check it with: scanarchive --archive {target} verify --read-data")
+    return IntegrityError.exit_code if restored.damaged else 0  # incomplete: scripts must notice

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from scanarchive.archive.catalog import RECORD_CLASSES
 from scanarchive.archive.layout import Archive
+from scanarchive.archive.query import Box, Boxes
 from scanarchive.config import default_archive_dir
 from scanarchive.names import CLIENT_CODE
+from scanarchive.pages import templates
 
 
 def archive_dir(args: argparse.Namespace) -> Path:
@@ -41,6 +43,17 @@ def record_class(text: str) -> str:
     if text not in RECORD_CLASSES:
         raise argparse.ArgumentTypeError(f"the class must be one of: {', '.join(RECORD_CLASSES)}")
     return text
+
+
+def tick_boxes() -> Boxes:
+    """Every tick box of every installed sheet template (all versions): what `search --has` accepts
+    (a key or a printed label), and what `sheets keys` lists (Boxes.listing)."""
+    return Boxes(
+        Box(box.key, box.label, token)
+        for token, template in templates.load_all().items()
+        for _, group in template.groups
+        for box in group
+    )
 
 
 def add_passphrase_file(parser: argparse.ArgumentParser) -> None:

@@ -15,8 +15,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p = sub.add_parser("file", parents=[common], help="set a record's client, date or class (the change is kept)")
     p.add_argument("record")
     p.add_argument("--client", type=client_code)
-    p.add_argument("--date", type=iso_date)
+    p.add_argument("--date", type=iso_date, help="session date, YYYY-MM-DD (a date after today needs --allow-future)")
     p.add_argument("--class", dest="record_class", type=record_class)
+    p.add_argument("--allow-future", action="store_true", help="accept a session date after today")
     p.set_defaults(func=cmd_file)
 
 
@@ -36,11 +37,10 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
 
 def cmd_file(args: argparse.Namespace) -> int:
-    filing.changes(client=args.client, session_date=args.date, record_class=args.record_class)  # before opening
+    wanted = {"client": args.client, "session_date": args.date, "record_class": args.record_class}
+    filing.changes(**wanted, allow_future=args.allow_future)  # checked before the archive opens
     with open_archive(args) as archive:
-        filed = filing.file_record(
-            archive, args.record, client=args.client, session_date=args.date, record_class=args.record_class
-        )
+        filed = filing.file_record(archive, args.record, **wanted, allow_future=args.allow_future)
     updated = filed.record
     who = updated.client_code or "no client"
     print(f"Record {updated.id}: {who}, {updated.session_date or 'no date'}, {updated.record_class}.")

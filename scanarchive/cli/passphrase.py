@@ -36,20 +36,39 @@ def read_passphrase_file(path: Path) -> str:
     return text[:-1] if text.endswith("\n") else text
 
 
-def get_passphrase(file: Path | None, *, confirm: bool = False, prompt: str = "Passphrase: ") -> str:
-    if file is None and os.environ.get(ENV_PASSPHRASE_FILE):
+def get_passphrase(
+    file: Path | None,
+    *,
+    confirm: bool = False,
+    prompt: str = "Passphrase: ",
+    option: str = "--passphrase-file",
+    use_env: bool = True,
+) -> str:
+    """The passphrase from `file`, else (use_env) $SCANARCHIVE_PASSPHRASE_FILE, else the terminal.
+
+    `option` is the flag that names the file, for the hint when there is no terminal; a new
+    passphrase (passwd) has its own flag and never comes from the variable, which names the
+    current one."""
+    if file is None and use_env and os.environ.get(ENV_PASSPHRASE_FILE):
         file = Path(os.environ[ENV_PASSPHRASE_FILE])
     if file is not None:
         passphrase = read_passphrase_file(file)
     else:
         if not sys.stdin.isatty():
             raise UsageError(
-                "a passphrase is needed and there is no terminal to ask on",
-                hint=f"Give --passphrase-file FILE or set {ENV_PASSPHRASE_FILE}.",
+                "a passphrase is needed and there is no terminal to ask on"
+                if option == "--passphrase-file"
+                else "the new passphrase is needed and there is no terminal to ask on; nothing was changed",
+                hint=f"Give {option} FILE or set {ENV_PASSPHRASE_FILE}."
+                if use_env
+                else f"Give {option} FILE (a file readable only by you, holding the new passphrase).",
             )
         passphrase = getpass.getpass(prompt)
         if confirm and getpass.getpass("Same passphrase again: ") != passphrase:
-            raise UsageError("the two passphrases differ; nothing was changed")
+            raise UsageError(
+                "the two passphrases differ; nothing was changed",
+                hint="Run the command again and type the same passphrase both times.",
+            )
     if not passphrase:
         raise UsageError("an empty passphrase is not allowed", hint="Choose a passphrase of several words.")
     return passphrase

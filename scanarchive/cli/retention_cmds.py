@@ -116,6 +116,8 @@ def _unlock(args: argparse.Namespace, archive: Archive) -> Identity:
 def cmd_client_save(args: argparse.Namespace) -> int:
     facts = {fact: getattr(args, fact) for fact in FACT_FLAGS.values() if getattr(args, fact) is not None}
     with open_archive(args) as archive:
+        if not args.create:
+            clients.get(archive.catalog, args.code)  # a mistyped code is refused before the passphrase is asked
         clients.save(archive, args.code, facts, create=args.create, identity=_unlock(args, archive))
     print(f"Client {args.code} {'added' if args.create else 'updated'}; retention dates follow the new facts.")
     return 0
@@ -194,6 +196,7 @@ def cmd_re_sign(args: argparse.Namespace) -> int:
 
 def _reviews(args: argparse.Namespace) -> tuple[list[review.Review], str]:
     with open_archive(args) as archive:
+        review.require_rules(archive)  # with no rules, "no record is due" would be a false all-clear
         presets = review.presets_in_force(archive)
         return review.review_all(archive, _today(args), presets), archive.config.retention.approval
 

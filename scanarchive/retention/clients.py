@@ -19,6 +19,10 @@ from scanarchive.errors import IntegrityError, RecordNotFound, UsageError
 from scanarchive.retention.policy import ClientFacts
 
 FACTS = ("date_of_birth", "termination", "date_of_death", "last_entry", "last_service")
+UNKNOWN_CLIENT_HINT = (
+    "Check the code: 'scanarchive client list' lists every client. A new client is added with "
+    "'scanarchive client add CODE'."
+)
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,7 @@ def get(catalog: Catalog, code: str, *, must_exist: bool = True) -> Client:
     recorded = {name: (row[name] if row is not None else None) for name in FACTS}
     known = row is not None or _latest_session(catalog, code) is not None
     if must_exist and not known:
-        raise RecordNotFound(
-            f"there is no client {code!r} in this archive", hint="Add it with 'scanarchive client add'."
-        )
+        raise RecordNotFound(f"there is no client {code!r} in this archive", hint=UNKNOWN_CLIENT_HINT)
     return Client(code, recorded, _latest_session(catalog, code))
 
 
@@ -66,7 +68,8 @@ def codes(catalog: Catalog) -> list[str]:
 
 
 def save(archive: Archive, code: str, facts: dict[str, str | None], *, create: bool, identity: Identity) -> None:
-    """Add a client or change its facts (a value of '' clears a fact), in one transaction, signed.
+    """Add a client (create) or change a known one's facts (a value of '' clears a fact), in one
+    transaction, signed. Changing a client that is neither recorded nor on any note is refused.
 
     A client whose facts were changed without the passphrase is changed only when every fact is
     given (so nothing forged is signed along). Audited as `client` (the code and the names of the
@@ -78,6 +81,11 @@ def save(archive: Archive, code: str, facts: dict[str, str | None], *, create: b
         exists = db.execute("SELECT 1 FROM clients WHERE code = ?", (code,)).fetchone() is not None
         if create and exists:
             raise UsageError(f"client {code} already exists", hint="Change its facts with 'scanarchive client set'.")
+        if not create and not exists and _latest_session(archive.catalog, code) is None:
+            # a mistyped code would otherwise become a new client, and the real one keep its old dates
+            raise RecordNotFound(
+                f"there is no client {code!r} in this archive; nothing was changed", hint=UNKNOWN_CLIENT_HINT
+            )
         if set(facts) != set(FACTS) and not checkpoint.item_intact(archive, "clients", code):
             raise IntegrityError(
                 f"the retention facts of client {code} were changed without the passphrase",

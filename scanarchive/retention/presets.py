@@ -28,6 +28,7 @@ File keys (unknown keys are refused, so a misspelt key can never be ignored):
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -131,9 +132,11 @@ def select_presets(available: dict[str, Preset], ids: list[str]) -> list[Preset]
     """The presets a practice has put in force, in its order; an unknown id is an error, never skipped."""
     unknown = [i for i in ids if i not in available]
     if unknown:
+        near = [m for i in unknown for m in difflib.get_close_matches(i, list(available), n=1, cutoff=0.6)]
         raise ConfigError(
             f"Unknown retention preset(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(available))}.",
-            hint=_HINT,
+            hint=(f"Did you mean {', '.join(near)}? " if near else "")
+            + "Copy the id from 'scanarchive retention presets', then: scanarchive retention use ID…",
         )
     return [available[i] for i in ids]
 

@@ -53,6 +53,17 @@ class Review:
         return True, f"Due since after {self.decision.destroy_after}; approved by {who}: destroy."
 
 
+def require_rules(archive: Archive) -> None:
+    """With no retention rule in force nothing can be judged due (and purge refuses to run): saying
+    "no record is due" then would be a false all-clear."""
+    if not archive.config.retention.presets:
+        raise ConfigError(
+            "no retention rules are in force, so no record can be judged due (and purge refuses to run)",
+            hint="See the rules with 'scanarchive retention presets', then put those that bind the practice in "
+            "force: scanarchive retention use PRESET…",
+        )
+
+
 def presets_in_force(archive: Archive, folder: Path | None = None) -> list[Preset]:
     settings = archive.config.retention
     chosen = select_presets(load_presets(folder or DEFAULT_FOLDER), list(settings.presets))
