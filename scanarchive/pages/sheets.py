@@ -27,7 +27,7 @@ from enum import Enum
 import img2pdf
 import segno
 import zxingcpp
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from scanarchive.pages import templates
 
@@ -146,19 +146,12 @@ def read_page_code(page: Image.Image, key: bytes, archive8: str) -> PageCode:
 # --- printing ------------------------------------------------------------------
 
 
-def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    for path in (
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/truetype/humor-sans/Humor-Sans.ttf",
-    ):
-        if os.path.exists(path):
-            return ImageFont.truetype(path, px)
-    return ImageFont.load_default()
-
-
-MARGIN = int(0.5 * DPI)
+MARGIN = int(0.5 * DPI)  # nothing is printed closer to the paper's edge (tests/test_sheet_layout.py measures it)
 QR_LEFT = 1850  # px from the left edge, on every paper size, so box positions do not depend on the paper
 QR_TARGET = int(1.25 * DPI)
+FIELDS = ("time", "length", "signature")  # write-in fields a sheet can carry: all of them unless chosen
+_SIGNATURE_UP = 90  # the signature line's baseline, above the bottom margin
+_WRITING_CLEAR = (190, 80)  # the lowest ruled line, above the bottom margin: with, without a signature line
 
 
 def qr_geometry(text: str) -> tuple[float, float, float]:
@@ -174,9 +167,27 @@ def content_top(text: str) -> int:
     return int(y + side + 100)
 
 
-def render_sheet(info: SheetInfo, key: bytes, paper: str = "letter", template: object = None) -> Image.Image:
+def writing_bottom(paper: str, signature: bool) -> int:
+    """The lowest y a ruled writing line is drawn at: above the signature line and the footer."""
+    height = round(PAPER_INCHES[paper][1] * DPI)
+    return height - MARGIN - _WRITING_CLEAR[0 if signature else 1]
+
+
+def render_sheet(
+    info: SheetInfo,
+    key: bytes,
+    paper: str = "letter",
+    template: templates.Template | None = None,
+    fields: tuple[str, ...] = FIELDS,
+) -> Image.Image:
     """One printable sheet at 300 dpi (1-bit, so the PDF stays small and the code crisp).
-    `template` (pages.templates.Template) adds its tick boxes and sections."""
+    `template` (the one the code names) adds its tick boxes and sections; `fields` are the write-in
+    fields: session time and length (on a first sheet) and a signature line (on every sheet)."""
+    if (template.token if template else None) != info.template:
+        raise ValueError("the sheet's code must name the template whose boxes it prints, and only that one")
+    unknown = set(fields) - set(FIELDS)
+    if unknown:
+        raise ValueError(f"unknown sheet field(s): {', '.join(sorted(unknown))}")
     width_in, height_in = PAPER_INCHES[paper]
     width, height = round(width_in * DPI), round(height_in * DPI)
     page = Image.new("1", (width, height), 1)
@@ -186,7 +197,7 @@ def render_sheet(info: SheetInfo, key: bytes, paper: str = "letter", template: o
     qr = segno.make(text, error="m", micro=False)
     qr_img = _qr_image(qr, target=QR_TARGET)
     page.paste(qr_img, (QR_LEFT, margin))
-    big, small = _font(44), _font(30)
+    big, small = templates.font(44), templates.font(30)
     day = info.session_date or "date: ____________"
     kind = "Psychotherapy note (kept separate)" if info.record_class == "psychotherapy" else "Progress note"
     sheet = "first sheet" if info.sheet == 1 else f"continuation sheet {info.sheet}"
@@ -194,15 +205,69 @@ def render_sheet(info: SheetInfo, key: bytes, paper: str = "letter", template: o
     draw.text((margin, margin + 70), f"Session {day}", font=big, fill=0)
     draw.text((margin, margin + 140), f"{kind} · {sheet}", font=small, fill=0)
     draw.text((margin, margin + 190), f"archive {info.archive8} · do not write over the code", font=small, fill=0)
+    if info.sheet == 1:
+        _session_fields(draw, margin + 70 + big.getmetrics()[0], fields)
     top = content_top(text)
-    if isinstance(template, templates.Template):
-        draw.text((margin, margin + 240), template.title, font=small, fill=0)
-        templates.draw(page, template, top, margin, big, small)
+    bottom = writing_bottom(paper, "signature" in fields)
+    if template is not None:
+        title, face = templates.fitted(template.title, QR_LEFT - margin - 40)
+        draw.text((margin, margin + 240), title, font=face, fill=0)
+        templates.draw(page, template, top, margin, bottom)
     else:
-        for y in range(top, height - margin - 60, int(0.36 * DPI)):
-            draw.line((margin, y, width - margin, y), fill=0, width=2)
-    draw.text((margin, height - margin - 20), "scanarchive note sheet · scan the whole page", font=small, fill=0)
+        for y in range(top, bottom + 1, templates.LINE_PITCH):
+            draw.line((margin, y, width - margin - 1, y), fill=0, width=2)
+    if "signature" in fields:
+        _write_in(draw, margin, height - margin - _SIGNATURE_UP, "Signature", 1100, small)
+    draw.text(
+        (margin, height - margin - 2), "scanarchive note sheet · scan the whole page", font=small, fill=0, anchor="ld"
+    )
     return page
+
+
+def _session_fields(draw: ImageDraw.ImageDraw, baseline: int, fields: tuple[str, ...]) -> None:
+    """'Time ____  Length ____ min' on the session line, between the date and the code."""
+    small = templates.font(30)
+    x: float = MARGIN + 800
+    for name, label, rule, unit in (("time", "Time", 240, ""), ("length", "Length", 130, "min")):
+        if name in fields:
+            x = _write_in(draw, x, baseline, label, rule, small, unit) + 60
+
+
+def _write_in(
+    draw: ImageDraw.ImageDraw, x: float, baseline: int, label: str, rule: int, face: templates.Font, unit: str = ""
+) -> float:
+    """A label and a line to write on, at `baseline`; the x where it ends."""
+    draw.text((x, baseline), label, font=face, fill=0, anchor="ls")
+    x += face.getlength(label) + 14
+    draw.line((x, baseline + 3, x + rule, baseline + 3), fill=0, width=2)
+    x += rule
+    if unit:
+        draw.text((x + 10, baseline), unit, font=face, fill=0, anchor="ls")
+        x += 10 + face.getlength(unit)
+    return x
+
+
+def note_sheets(
+    archive8: str,
+    key: bytes,
+    client: str,
+    dates: list[str | None],
+    record_class: str,
+    count: int = 1,
+    paper: str = "letter",
+    template: templates.Template | None = None,
+    fields: tuple[str, ...] = FIELDS,
+) -> list[Image.Image]:
+    """Every sheet of every session: a first sheet (with the template's tick boxes, if any) and
+    `count` - 1 continuation sheets. Continuation sheets are plain ruled pages: their code names no
+    template, so no box is looked for on them, and they still join the first sheet's note."""
+    pages = []
+    for day in dates:
+        for n in range(1, count + 1):
+            printed = template if n == 1 else None
+            info = SheetInfo(archive8, client, day, record_class, n, printed.token if printed else None)
+            pages.append(render_sheet(info, key, paper, printed, fields))
+    return pages
 
 
 def _qr_image(qr: segno.QRCode, target: int) -> Image.Image:

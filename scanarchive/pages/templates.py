@@ -6,6 +6,12 @@ template and version, so every box's place on the page is known; the code's
 four corners (read by zxing) map page coordinates onto the scan, and each box
 is then found precisely by its printed border. A box reads as ticked, empty or
 unclear — never a guess: marks that could be a stray pen line are unclear.
+
+Two layouts. Layout 1 (the first versions, progress@1 and risk@1) is frozen: sheets printed from it are
+read by it for good. Layout 2 (`layout = 2` in the file) puts each box's label close to its right and
+the row heading, in bold, well to the left of the first box; every label is fitted to the width left
+for it, so the sheet stays inside the 0.5 in margin on letter and A4. Its boxes use the same size,
+outline and row pitch as layout 1, so the reader below treats both alike.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from scanarchive import packagedata
 from scanarchive.errors import ConfigError
@@ -33,6 +39,20 @@ ROW = 190  # rows far enough apart that no box's neighbourhood reaches another b
 LABEL_GAP = 130  # px from a box to its label: the label never enters the box's neighbourhood
 TICKED, EMPTY, UNCLEAR = "ticked", "empty", "unclear"
 
+# Layout 2 (page px at 300 dpi, with the 150 px margin): boxes at x = 580, 1210, 1840. A label starts
+# 90 px right of its box (the reader looks 78 px around a box) and is at most 330 px wide, so the third
+# ends by x = 2326, inside the margin of A4 (2331); at least 140 px then separate it from the next box.
+# The row heading ends by x = 430, 150 px before the first box: further from it than the box's own label.
+FIRST_COLUMN_2 = 430
+COLUMN_2 = 630
+LABEL_GAP_2 = 90
+LABEL_WIDTH_2 = 330
+HEADING_WIDTH_2 = 280
+WRITING_GAP_2 = 100  # below the last row of boxes to the writing space
+LINE_PITCH = 96  # ruled writing lines, 0.32 in apart (layout 2 and sheets without a template)
+LINE_PITCH_1 = int(0.36 * DPI)  # layout 1's sections
+LAYOUTS = (1, 2)
+
 
 @dataclass(frozen=True)
 class BoxSpec:
@@ -41,12 +61,20 @@ class BoxSpec:
 
 
 @dataclass(frozen=True)
+class Section:
+    label: str
+    lines: int
+    fill: bool = False  # layout 2, last section only: ruled down to the bottom of the writing space
+
+
+@dataclass(frozen=True)
 class Template:
     id: str
     version: int
     title: str
     groups: tuple[tuple[str, tuple[BoxSpec, ...]], ...]
-    sections: tuple[tuple[str, int], ...]
+    sections: tuple[Section, ...]
+    layout: int = 1
 
     @property
     def token(self) -> str:
@@ -91,7 +119,7 @@ def latest(template_id: str, folder: Path | None = None) -> Template:
     return max(versions, key=lambda t: t.version)
 
 
-_TOP_KEYS = {"id", "version", "title", "groups", "sections"}
+_TOP_KEYS = {"id", "version", "title", "layout", "groups", "sections"}
 
 
 def _parse(path: Path) -> Template:
@@ -106,8 +134,9 @@ def _parse(path: Path) -> Template:
             (str(g["label"]), tuple(BoxSpec(str(b["key"]), str(b["label"])) for b in g["boxes"]))
             for g in doc.get("groups", [])
         )
-        sections = tuple((str(s["label"]), int(s["lines"])) for s in doc.get("sections", []))
-        template = Template(str(doc["id"]), int(doc["version"]), str(doc["title"]), groups, sections)
+        sections = tuple(_section(s) for s in doc.get("sections", []))
+        kind = int(doc.get("layout", 1))
+        template = Template(str(doc["id"]), int(doc["version"]), str(doc["title"]), groups, sections, kind)
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"the sheet template {path} is not valid ({exc})") from exc
     keys = template.keys
@@ -115,35 +144,129 @@ def _parse(path: Path) -> Template:
         raise ConfigError(f"the sheet template {path}: box keys must be unique words like 'topic.sleep'")
     if any(len(boxes) > 3 for _, boxes in groups):
         raise ConfigError(f"the sheet template {path}: at most 3 boxes per group (one row)")
+    if template.layout not in LAYOUTS:
+        raise ConfigError(f"the sheet template {path}: layout must be 1 or 2 (2 for a new template)")
+    if any(s.lines < 0 for s in template.sections):
+        raise ConfigError(f"the sheet template {path}: a section's lines cannot be negative")
+    filling = [n for n, s in enumerate(template.sections) if s.fill]
+    if filling and (template.layout == 1 or filling != [len(template.sections) - 1]):
+        raise ConfigError(f"the sheet template {path}: only the last section may fill the page, and only in layout 2")
     return template
 
 
+def _section(doc: dict[str, object]) -> Section:
+    fill = doc.get("fill", False)
+    if not isinstance(fill, bool):
+        raise ValueError("a section's fill must be true or false")
+    lines = doc.get("lines", 0) if fill else doc["lines"]
+    if isinstance(lines, bool) or not isinstance(lines, (int, float, str)):
+        raise ValueError("a section's lines must be a number")
+    return Section(str(doc["label"]), int(lines), fill)
+
+
 def layout(template: Template, top: int, margin: int) -> tuple[list[Placed], int]:
-    """Where every box goes (a row per group, below `top`), and the y where writing space starts."""
+    """Where every box goes (a row per group, below `top`), and the y where writing space starts.
+    The reader places the boxes of a scanned sheet with this, by the layout its template names."""
+    first, column, after = (
+        (FIRST_COLUMN, COLUMN, 20) if template.layout == 1 else (FIRST_COLUMN_2, COLUMN_2, BOX + WRITING_GAP_2 - ROW)
+    )
     placed = []
     y = top
     for _label, boxes in template.groups:
-        for column, box in enumerate(boxes):
-            placed.append(Placed(box.key, box.label, margin + FIRST_COLUMN + column * COLUMN, y))
+        for n, box in enumerate(boxes):
+            placed.append(Placed(box.key, box.label, margin + first + n * column, y))
         y += ROW
-    return placed, y + 20
+    if template.layout == 2 and not template.groups:
+        return placed, top
+    return placed, y + after
 
 
-def draw(page: Image.Image, template: Template, top: int, margin: int, font: object, small: object) -> None:
-    """Boxes, group labels, and the sections' ruled writing space."""
+Font = ImageFont.FreeTypeFont
+
+_REGULAR = ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "Arial.ttf", "arial.ttf", "Helvetica.ttc")
+_BOLD = ("DejaVuSans-Bold.ttf", "LiberationSans-Bold.ttf", "Arial Bold.ttf", "arialbd.ttf")
+
+
+@functools.lru_cache(maxsize=64)
+def font(px: int, bold: bool = False) -> Font:
+    """The sheets' type: DejaVu Sans where installed (Linux), else a common system sans, else Pillow's
+    own. Layout-2 text is measured where it is drawn, so another font never moves it out of its place."""
+    for name in (_BOLD + _REGULAR) if bold else _REGULAR:
+        for path in (Path("/usr/share/fonts/truetype/dejavu") / name, Path(name)):
+            try:
+                return ImageFont.truetype(str(path), px)
+            except OSError:
+                continue
+    fallback = ImageFont.load_default(px)
+    if not isinstance(fallback, ImageFont.FreeTypeFont):  # Pillow built without FreeType
+        raise ConfigError(
+            "no font to print sheets with", hint="Install Pillow with FreeType support (the pip wheels have it)."
+        )
+    return fallback
+
+
+def fitted(text: str, width: int, px: int = 30, bold: bool = False) -> tuple[str, Font]:
+    """`text` in a font no wider than `width`: smaller type down to 20 px, then cut short with '…'."""
+    for size in range(px, 19, -1):
+        face = font(size, bold)
+        if face.getlength(text) <= width:
+            return text, face
+    face = font(20, bold)
+    while len(text) > 1 and face.getlength(text + "…") > width:
+        text = text[:-1]
+    return text.rstrip() + "…", face
+
+
+def draw_text_middle(draw_: ImageDraw.ImageDraw, x: float, middle: float, text: str, face: Font) -> None:
+    """Text whose lower-case letters are centred on `middle` (labels level with their box's centre)."""
+    top, bottom = face.getbbox("x")[1], face.getbbox("x")[3]
+    draw_.text((x, middle - (top + bottom) / 2), text, font=face, fill=0)
+
+
+def draw(page: Image.Image, template: Template, top: int, margin: int, bottom: int) -> None:
+    """Boxes, their labels, the row headings, and the sections' ruled writing space; no ruled line
+    goes lower than `bottom`."""
+    if template.layout == 1:
+        _draw_1(page, template, top, margin)
+        return
     draw_ = ImageDraw.Draw(page)
     placed, y = layout(template, top, margin)
     for n, (label, _) in enumerate(template.groups):
-        draw_.text((margin, top + n * ROW + 12), label, font=small, fill=0)  # type: ignore[arg-type]
+        text, face = fitted(label, HEADING_WIDTH_2, bold=True)
+        draw_text_middle(draw_, margin, top + n * ROW + BOX / 2, text, face)
     for box in placed:
         draw_.rectangle((box.x, box.y, box.x + BOX, box.y + BOX), outline=0, width=BORDER)
-        draw_.text((box.x + BOX + LABEL_GAP, box.y + 12), box.label, font=small, fill=0)  # type: ignore[arg-type]
+        text, face = fitted(box.label, LABEL_WIDTH_2)
+        draw_text_middle(draw_, box.x + BOX + LABEL_GAP_2, box.y + BOX / 2, text, face)
+    width = page.size[0]
+    heading = font(40, bold=True)
+    for section in template.sections:
+        draw_.text((margin, y), section.label, font=heading, fill=0)
+        y += 40
+        drawn = 0
+        while (section.fill or drawn < section.lines) and y + LINE_PITCH <= bottom:
+            y += LINE_PITCH
+            draw_.line((margin, y, width - margin - 1, y), fill=0, width=2)
+            drawn += 1
+        y += 60
+
+
+def _draw_1(page: Image.Image, template: Template, top: int, margin: int) -> None:
+    """Layout 1, exactly as its sheets were printed (frozen: these sheets are in drawers)."""
+    big, small = font(44), font(30)
+    draw_ = ImageDraw.Draw(page)
+    placed, y = layout(template, top, margin)
+    for n, (label, _) in enumerate(template.groups):
+        draw_.text((margin, top + n * ROW + 12), label, font=small, fill=0)
+    for box in placed:
+        draw_.rectangle((box.x, box.y, box.x + BOX, box.y + BOX), outline=0, width=BORDER)
+        draw_.text((box.x + BOX + LABEL_GAP, box.y + 12), box.label, font=small, fill=0)
     width, height = page.size
-    for label, lines in template.sections:
-        draw_.text((margin, y), label, font=font, fill=0)  # type: ignore[arg-type]
+    for section in template.sections:
+        draw_.text((margin, y), section.label, font=big, fill=0)
         y += 80
-        for _ in range(lines):
-            y += int(0.36 * DPI)
+        for _ in range(section.lines):
+            y += LINE_PITCH_1
             if y > height - margin - 60:
                 break
             draw_.line((margin, y, width - margin, y), fill=0, width=2)
