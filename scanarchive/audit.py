@@ -111,6 +111,7 @@ EVENTS: Final = frozenset(
         "quarantine",
         "failed",
         "backup",
+        "restore",
         "audit_repair",
     }
 )

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import ImageDraw
 
+from scanarchive import audit
 from scanarchive.archive import filing
 from scanarchive.archive.layout import Archive
 from scanarchive.archive.query import Box, Boxes
@@ -389,3 +390,7 @@ def test_restore_skip_damaged_restores_every_other_note_and_names_the_damaged_on
         assert out.read_bytes().startswith(b"%PDF")
     run = cli(capsys, "--archive", restored, "verify", *pf)
     assert run.code == 6 and "1 damaged" in run.out, "the missing note is reported, never silently gone"
+    entries = [json.loads(line) for line in (restored / "audit.log").read_text().splitlines()]
+    restores = [e for e in entries if e["event"] == "restore"]
+    assert len(restores) == 1 and restores[0]["damaged"] == [notes.c7] and restores[0]["count"] == 1, restores
+    assert audit.verify(audit.log_path(restored)).ok, "the restore continues the backup's chain"

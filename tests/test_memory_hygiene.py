@@ -117,3 +117,18 @@ def test_a_running_command_refuses_its_memory_to_the_same_user(
         for proc in (watcher, plain):
             proc.kill()
             proc.wait(timeout=30)
+
+
+def test_engine_processes_get_a_fixed_mmap_threshold_unless_the_user_set_one() -> None:
+    """glibc's sliding mmap threshold let an OCR worker's freed page buffers pile up in its heap
+    (bench/memory.py); every engine process is started with the threshold fixed, a user's own value kept."""
+    from scanarchive import sandbox
+
+    probe = "import os; print(os.environ.get('MALLOC_MMAP_THRESHOLD_'))"
+    base = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    env = sandbox.engine_env(None, base)
+    out = subprocess.run(["python3", "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(4 << 20)
+    env = sandbox.engine_env(None, {**base, "MALLOC_MMAP_THRESHOLD_": "65536"})
+    out = subprocess.run(["python3", "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "65536"

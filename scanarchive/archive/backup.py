@@ -200,4 +200,7 @@ def restore(src: Path, dest: Path, *, skip_damaged: bool = False) -> Restored:
     if dest.exists():
         dest.rmdir()
     tmp.rename(dest)
-    return Restored(Archive(dest), tuple(damaged))
+    restored = Archive(dest)
+    lost = sorted({record for d in damaged for record in d.records})
+    restored.audit("restore", damaged=lost, **({"count": len(damaged)} if damaged else {}))
+    return Restored(restored, tuple(damaged))
