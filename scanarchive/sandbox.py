@@ -47,10 +47,18 @@ NO_TELEMETRY = {
 }
 
 
+MMAP_THRESHOLD = 4 << 20
+
+
 def engine_env(workdir: str | None, base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
     """A copy of `base` (default: os.environ) with telemetry off and, given a workdir, every home-like folder in it."""
     env = dict(os.environ if base is None else base)
     env.update(NO_TELEMETRY)
+    # glibc raises its mmap threshold to the largest block freed (up to 32 MB), after which an OCR page's
+    # big tensors and images come from the heap and, freed, stay there fragmented: a RapidOCR worker peaked
+    # at ~305 MB. Fixed at 4 MB, blocks that large are mapped and handed back on free: ~233 MB, at a few
+    # percent of speed (bench/memory.py; 128 KB halved the peak again but ran 6x slower).
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
     if workdir:
         # The user's site-packages (pip install --user) stay importable with HOME moved.
         env.setdefault("PYTHONUSERBASE", site.getuserbase())
