@@ -87,7 +87,7 @@ class TransientError(ScanarchiveError):
 
 class RecordNotFound(ScanarchiveError):
     exit_code = 8
-    hint = "List records with 'scanarchive search' or check the id with 'scanarchive status'."
+    hint = "List a client's notes with 'scanarchive search --client CODE', unfiled ones with 'scanarchive inbox'."
 
 
 class EngineMissing(ScanarchiveError):

@@ -19,11 +19,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         "config, audit log and certificates. Blobs of destroyed records are removed from the backup too, so "
         "shredding reaches the backup at its next run. The copy is as encrypted as the archive.",
     )
-    p.add_argument("dest", type=Path, metavar="DEST")
+    p.add_argument(
+        "dest",
+        type=Path,
+        metavar="DEST",
+        help="the backup folder: a new or empty folder, or an earlier backup to bring up to date",
+    )
     p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("restore", parents=[common], help="restore a backup into a new archive folder")
-    p.add_argument("src", type=Path, metavar="BACKUP")
+    p.add_argument(
+        "src",
+        type=Path,
+        metavar="BACKUP",
+        help="the backup folder to restore from; it is restored into the archive folder (--archive DIR), "
+        "which must be new or empty",
+    )
     p.add_argument(
         "--skip-damaged",
         action="store_true",

@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         help="unpack an encrypted export into a new folder",
         description="Decrypts FILE (made by 'export --encrypt-to') into the NEW folder DEST, which is NOT encrypted.",
     )
-    p.add_argument("file", type=Path, metavar="FILE")
-    p.add_argument("dest", type=Path, metavar="DEST")
+    p.add_argument("file", type=Path, metavar="FILE", help="the encrypted export file, made by 'export --encrypt-to'")
+    p.add_argument("dest", type=Path, metavar="DEST", help="a new folder to unpack it into (NOT encrypted)")
     p.add_argument(
         "--passphrase-file",
         type=Path,

@@ -13,10 +13,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.set_defaults(func=cmd_inbox)
 
     p = sub.add_parser("file", parents=[common], help="set a record's client, date or class (the change is kept)")
-    p.add_argument("record")
-    p.add_argument("--client", type=client_code)
+    p.add_argument(
+        "record",
+        help="record id, as 'scanarchive inbox' or 'scanarchive search' prints it (or its first 8+ characters)",
+    )
+    p.add_argument("--client", type=client_code, help="the client's code (the practice's pseudonym, not a name)")
     p.add_argument("--date", type=iso_date, help="session date, YYYY-MM-DD (a date after today needs --allow-future)")
-    p.add_argument("--class", dest="record_class", type=record_class)
+    p.add_argument("--class", dest="record_class", type=record_class, help="progress or psychotherapy")
     p.add_argument("--allow-future", action="store_true", help="accept a session date after today")
     p.set_defaults(func=cmd_file)
 

@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.set_defaults(func=cmd_unit_failed)
 
     p = sub.add_parser("completion", parents=[common], help="print the shell completion script (bash, zsh, tcsh)")
-    p.add_argument("shell", choices=["bash", "zsh", "tcsh"])
+    p.add_argument("shell", choices=["bash", "zsh", "tcsh"], help="the shell to print the script for")
     p.set_defaults(func=cmd_completion)
 
     p = sub.add_parser("man", parents=[common], help="print the man page (roff), e.g. | man -l -")

@@ -22,6 +22,14 @@ FACT_FLAGS = {
     "last_entry": "last_entry",
     "last_service": "last_service",
 }
+FACT_HELP = {
+    "born": "date of birth, YYYY-MM-DD ('' clears it)",
+    "terminated": "the day therapy ended or the client was discharged, YYYY-MM-DD ('' clears it)",
+    "died": "date of death, YYYY-MM-DD ('' clears it)",
+    "last_entry": "the last entry in the client's record, if later than the latest note, YYYY-MM-DD ('' clears it)",
+    "last_service": "the last service to the client, if later than the latest note, YYYY-MM-DD ('' clears it)",
+}
+CODE_HELP = "the client's code (the practice's pseudonym, not a name)"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -29,13 +37,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     verbs = client.add_subparsers(dest="client_command", required=True, metavar="ACTION")
     for verb, helptext in (("add", "add a client"), ("set", "change a client's facts ('' clears one)")):
         v = verbs.add_parser(verb, parents=[common], help=helptext)
-        v.add_argument("code", type=client_code)
+        v.add_argument("code", type=client_code, help=CODE_HELP)
         for flag, fact in FACT_FLAGS.items():
-            v.add_argument(f"--{flag.replace('_', '-')}", dest=fact, type=_date_or_clear, metavar="DATE")
+            v.add_argument(
+                f"--{flag.replace('_', '-')}", dest=fact, type=_date_or_clear, metavar="DATE", help=FACT_HELP[flag]
+            )
         add_passphrase_file(v)
         v.set_defaults(func=cmd_client_save, create=verb == "add")
     v = verbs.add_parser("show", parents=[common], help="a client's facts and when each record may be destroyed")
-    v.add_argument("code", type=client_code)
+    v.add_argument("code", type=client_code, help=CODE_HELP)
     v.set_defaults(func=cmd_client_show)
     v = verbs.add_parser("list", parents=[common], help="every client code")
     v.set_defaults(func=cmd_client_list)
@@ -45,12 +55,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     v = verbs.add_parser("presets", parents=[common], help="the shipped rules, with their status and citation")
     v.set_defaults(func=cmd_presets)
     v = verbs.add_parser("use", parents=[common], help="put these presets in force (replaces the list)")
-    v.add_argument("presets", nargs="+")
+    v.add_argument(
+        "presets", nargs="+", metavar="PRESET", help="preset ids, as 'scanarchive retention presets' lists them"
+    )
     v.add_argument("--allow-unconfirmed", action="store_true", help="also accept presets marked unconfirmed")
     add_passphrase_file(v)
     v.set_defaults(func=cmd_use)
     v = verbs.add_parser("approval", parents=[common], help="how destruction is approved: required or automatic")
-    v.add_argument("mode", choices=("required", "automatic"))
+    v.add_argument(
+        "mode",
+        choices=("required", "automatic"),
+        help="required: a person approves each destruction (the default); automatic: purge destroys what is due",
+    )
     add_passphrase_file(v)
     v.set_defaults(func=cmd_approval)
     v = verbs.add_parser(
@@ -59,11 +75,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     add_passphrase_file(v)
     v.set_defaults(func=cmd_re_sign)
     v = verbs.add_parser("due", parents=[common], help="records due for destruction, and why")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--json", action="store_true", help="print one JSON document")
     v.set_defaults(func=cmd_due)
     v = verbs.add_parser("approve", parents=[common], help="approve the destruction of due records")
-    v.add_argument("records", nargs="*")
-    v.add_argument("--all-due", action="store_true")
+    v.add_argument("records", nargs="*", metavar="RECORD", help="ids of due records (or their first 8+ characters)")
+    v.add_argument("--all-due", action="store_true", help="approve every record that is due today")
     v.add_argument("--by", required=True, metavar="NAME", help="who approves (kept in the certificate)")
     add_passphrase_file(v)
     v.set_defaults(func=cmd_approve)
@@ -71,15 +87,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     hold = sub.add_parser("hold", parents=[common], help="legal holds: nothing held is ever destroyed")
     verbs = hold.add_subparsers(dest="hold_command", required=True, metavar="ACTION")
     v = verbs.add_parser("place", parents=[common], help="place a named hold on a client or a record")
-    v.add_argument("name")
+    v.add_argument(
+        "name", help="a name for the hold, e.g. subpoena-17 (letters, digits, '.', '_', ':', '-'; no client names)"
+    )
     target = v.add_mutually_exclusive_group(required=True)
-    target.add_argument("--client", type=client_code)
-    target.add_argument("--record")
+    target.add_argument(
+        "--client", type=client_code, metavar="CODE", help="hold every note of this client (the client's code)"
+    )
+    target.add_argument("--record", metavar="RECORD", help="hold this one record (its id, or its first 8+ characters)")
     v.add_argument("--reason", required=True, help="why (e.g. 'subpoena received'); sealed, no clinical content")
     add_passphrase_file(v)
     v.set_defaults(func=cmd_hold_place)
     v = verbs.add_parser("release", parents=[common], help="release a hold")
-    v.add_argument("name")
+    v.add_argument("name", help="the hold's name, as 'scanarchive hold list' shows it")
     add_passphrase_file(v)
     v.set_defaults(func=cmd_hold_release)
     v = verbs.add_parser("list", parents=[common], help="holds in place, with their (sealed) reasons")
@@ -94,7 +114,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         "gets a certificate in certificates/; its key is deleted, so backup copies become unreadable.",
     )
     p.add_argument("--dry-run", action="store_true", help="explain, for every record, why it is kept or destroyed")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--today", type=iso_date, help=argparse.SUPPRESS)  # for tests and what-if reviews
     p.set_defaults(func=cmd_purge)
 

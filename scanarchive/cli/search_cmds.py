@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         help="only notes with this tick box ticked: its key or its printed label, e.g. --has topic.sleep or "
         "--has 'SI denied' (repeatable; 'scanarchive sheets keys' lists them)",
     )
-    p.add_argument("--client", type=client_code)
+    p.add_argument("--client", type=client_code, metavar="CODE", help="only this client's notes (the client's code)")
     p.add_argument("--since", type=iso_date, metavar="DATE", help="sessions on or after DATE")
     p.add_argument("--until", type=iso_date, metavar="DATE", help="sessions on or before DATE")
     p.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")

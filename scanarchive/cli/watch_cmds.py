@@ -16,6 +16,8 @@ from scanarchive.intake import quarantine as intake_quarantine
 from scanarchive.intake.watch import Watcher
 from scanarchive.names import printable
 
+QUARANTINE_ID_HELP = "the quarantined scan's id, as 'scanarchive failed list' prints it (its first 8+ characters)"
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
@@ -38,16 +40,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     add_passphrase_file(v)
     v.set_defaults(func=cmd_failed_list)
     v = verbs.add_parser("show", parents=[common], help="decrypt a quarantined scan to a file")
-    v.add_argument("id")
-    v.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    v.add_argument("id", help=QUARANTINE_ID_HELP)
+    v.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="write the scan to this new file (created 0600, NOT encrypted; an existing file is never overwritten)",
+    )
     add_passphrase_file(v)
     v.set_defaults(func=cmd_failed_show)
     v = verbs.add_parser("retry", parents=[common], help="try to archive a quarantined scan again")
-    v.add_argument("id")
+    v.add_argument("id", help=QUARANTINE_ID_HELP)
     add_passphrase_file(v)
     v.set_defaults(func=cmd_failed_retry)
     v = verbs.add_parser("drop", parents=[common], help="discard a quarantined scan for good")
-    v.add_argument("id")
+    v.add_argument("id", help=QUARANTINE_ID_HELP)
     v.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     add_passphrase_file(v)
     v.set_defaults(func=cmd_failed_drop)
