@@ -18,7 +18,9 @@ figure checked against the target (<= 500 MB, MB = 10^6 bytes). The
 ingest's private temp folders (SCANARCHIVE_TMPDIR, pointed at a fresh folder
 on /dev/shm as by default) are tmpfs, i.e. RAM that no RSS shows, so the bytes
 of the files in them are sampled too and reported beside the RSS (and added
-to it in "RSS + tmpfs"). Sampling can
+to it in "RSS + tmpfs"). A child between vfork() and exec() (how subprocess starts an engine) runs
+in its parent's address space and reads as a copy of it; kcmp(2) finds such
+a child and it is not counted twice (the output says how often). Sampling can
 miss a spike shorter than the interval, so the kernel's own figure is shown
 too: ru_maxrss from os.wait4 on the ingest and getrusage(RUSAGE_CHILDREN) after
 it (both are the largest single process of the tree, never a sum), taken by a
@@ -43,6 +45,7 @@ rendered page; each one's ru_maxrss.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import io
 import json
 import os
@@ -124,6 +127,20 @@ def children_by_scan(pid: int) -> list[int]:
     return found
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(os.uname().machine)
+_KCMP_VM = 1
+
+
+def same_memory(pid: int, parent: int) -> bool:
+    """Whether `pid` runs in its parent's very address space: a child between vfork() (what subprocess
+    uses) and exec(). Its statm then reads the parent's pages, which a sum would count twice. kcmp(2)
+    says so exactly; where it is not allowed or not known, the process is counted (an over-estimate)."""
+    if _SYS_KCMP is None:
+        return False
+    return int(_LIBC.syscall(_SYS_KCMP, pid, parent, _KCMP_VM, 0, 0)) == 0
+
+
 def rss_bytes(pid: int) -> int:
     try:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
@@ -180,6 +197,7 @@ class TreeSampler:
     largest_process: int = 0
     most_processes: int = 0
     samples: int = 0
+    shared_skipped: int = 0  # samples of a vforked child not yet exec'd: its parent's memory, not counted twice
     started: float = field(default_factory=time.monotonic)
     timeline: list[tuple[float, int, Counter[str]]] = field(default_factory=list)  # (seconds, sum, by command)
     peak_at: float = 0.0  # seconds after the start when the summed RSS peaked
@@ -190,12 +208,16 @@ class TreeSampler:
         self._children = children if Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists() else None
 
     def tree(self) -> list[int]:
+        """The tree's processes, less those sharing their parent's memory (vfork, before exec)."""
         pids: list[int] = []
-        todo = self._child_pids(self.root) if self.skip_root else [self.root]
+        todo = [(pid, 0) for pid in self._child_pids(self.root)] if self.skip_root else [(self.root, 0)]
         while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            todo.extend(self._child_pids(pid))
+            pid, parent = todo.pop()
+            if parent and same_memory(pid, parent):
+                self.shared_skipped += 1
+            else:
+                pids.append(pid)
+            todo.extend((child, pid) for child in self._child_pids(pid))
         return pids
 
     def _child_pids(self, pid: int) -> list[int]:
@@ -426,7 +448,8 @@ def report(result: Ingest, pages: int, buckets: int = 0) -> None:
     print(f"  peak PSS (shared pages counted once, sampled separately): {mb(s.peak_pss)}")
     print(
         f"  {s.samples} samples; at most {s.most_processes} processes at once; "
-        f"largest single process seen {mb(s.largest_process)}"
+        f"largest single process seen {mb(s.largest_process)}; {s.shared_skipped} process sample(s) not "
+        "counted: a child between vfork and exec, in its parent's memory (kcmp KCMP_VM)"
     )
     print(
         f"ru_maxrss of the ingest (os.wait4 on it: its largest single process, never a sum): {mb(run.maxrss_wait4)}; "
