@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from scanarchive.cli.common import client_code, iso_date, open_archive, record_class
-from scanarchive.errors import InputRejected, ScanarchiveError, UsageError, report
+from scanarchive.cli.progress import IngestProgress
+from scanarchive.errors import InputRejected, Interrupted, ScanarchiveError, UsageError, report
 from scanarchive.ingest.batch import iter_ingest_files
 from scanarchive.ingest.pipeline import IngestResult
 
@@ -53,36 +59,130 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not 0 <= args.jobs <= 64:
             raise UsageError("--jobs must be between 0 and 64")
         jobs = args.jobs or archive.config.ingest.effective_jobs
-        outcomes = iter_ingest_files(
-            archive.root,
-            list(args.files),
-            jobs,
-            client=args.client,
-            session_date=args.date,
-            record_class=args.record_class,
-            keep_source=args.keep_source,
-        )
-        for path, result in outcomes:  # each file as it is done; the library has written its audit entry
-            if args.json:
-                print(json.dumps(result_document(path, result)), flush=True)
-            if isinstance(result, ScanarchiveError):
-                result.message = f"{path}: {result.message}"
-                status = status or report(result, debug=args.debug)
-            elif not args.json:
-                print_result(path.name, result)
-                if result.source_removed:
-                    print("  The scan file was removed.")
-                elif args.keep_source:
-                    print("  The scan file was kept (--keep-source).")
-                sys.stdout.flush()
+        paths = list(args.files)
+        progress = IngestProgress.for_command([p.name for p in paths], json_mode=args.json)
+        stop = threading.Event()
+        archived: list[str] = []
+        stopped: list[str] = []
+        with _stop_on_sigint(stop):
+            with progress.shown():
+                outcomes = iter_ingest_files(
+                    archive.root,
+                    paths,
+                    jobs,
+                    stop=stop,
+                    on_step=progress.step,
+                    client=args.client,
+                    session_date=args.date,
+                    record_class=args.record_class,
+                    keep_source=args.keep_source,
+                )
+                # Each file as soon as it (and those before it) is done; the library has written its audit entry.
+                for index, (path, result) in enumerate(outcomes):
+                    code = _show(args, progress, path, result)
+                    status = status or code
+                    if isinstance(result, Interrupted):
+                        stopped.append(path.name)
+                    elif not isinstance(result, ScanarchiveError):
+                        archived.append(path.name)
+                    progress.finished(index, stopped=isinstance(result, Interrupted))
+            if stop.is_set():  # still under the handler: a second Ctrl-C cannot cut this short
+                _say_interrupted(archived, stopped)
+                return Interrupted.exit_code
     return status
+
+
+def _show(
+    args: argparse.Namespace, progress: IngestProgress, path: Path, result: IngestResult | ScanarchiveError
+) -> int:
+    """One file's outcome: its JSON line, its result lines, or its error (stopped ones are summed up at the end);
+    returns its exit code."""
+    if args.json:
+        print(json.dumps(result_document(path, result)), flush=True)
+    if isinstance(result, Interrupted):
+        return 0
+    if isinstance(result, ScanarchiveError):
+        result.message = f"{path}: {result.message}"
+        with progress.paused():
+            return report(result, debug=args.debug)
+    if not args.json:
+        lines = result_lines(path.name, result)
+        if result.source_removed:
+            lines.append("  The scan file was removed.")
+        elif args.keep_source:
+            lines.append("  The scan file was kept (--keep-source).")
+        progress.write("\n".join(lines))
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(stop: threading.Event) -> Iterator[None]:
+    """While the batch runs, Ctrl-C (SIGINT) sets `stop` instead of raising in the middle of a file: files not
+    yet sealed stop with nothing written, a file being sealed is finished, and every file is reported."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        again = stop.is_set()
+        stop.set()
+        text = (
+            "\nscanarchive: still stopping: a file being sealed is finished first (seconds, not minutes).\n"
+            if again
+            else "\nscanarchive: stopping: no further file is started; a file being sealed is finished first.\n"
+        )
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.write(sys.stderr.fileno(), text.encode())  # unbuffered: safe in a signal handler
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def _say_interrupted(archived: list[str], stopped: list[str]) -> None:
+    """What an interrupted batch did, exactly: which files are archived (their lines were printed above, their
+    audit entries written) and which are not (their scan files untouched)."""
+    print("scanarchive: interrupted (Ctrl-C).", file=sys.stderr)
+    if archived:
+        print(
+            f"  {_count(archived)} archived before it stopped, as reported above: {_names(archived)}.",
+            file=sys.stderr,
+        )
+    else:
+        print("  No file was archived and no scan file was removed.", file=sys.stderr)
+    if stopped:
+        print(
+            f"  {_count(stopped)} not archived; the scan file(s) were not changed: {_names(stopped)}.", file=sys.stderr
+        )
+        print(
+            "  what to do: run the same command again for these; "
+            "files already archived are recognised, never archived twice.",
+            file=sys.stderr,
+        )
+
+
+def _count(names: list[str]) -> str:
+    return f"{len(names)} file{'s' if len(names) != 1 else ''}"
+
+
+def _names(names: list[str], most: int = 10) -> str:
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 
 def result_document(path: Path, result: IngestResult | ScanarchiveError) -> dict[str, object]:
     """One file's outcome for `ingest --json`: ids, codes, page numbers and checks; never OCR text."""
     doc: dict[str, object] = {"file": str(path), "name": path.name}
     if isinstance(result, ScanarchiveError):
-        doc["outcome"] = "refused" if isinstance(result, InputRejected) else "failed"
+        doc["outcome"] = (
+            "refused"
+            if isinstance(result, InputRejected)
+            else "interrupted"
+            if isinstance(result, Interrupted)
+            else "failed"
+        )
         doc["error"] = {
             "kind": type(result).__name__,
             "exit_code": result.exit_code,
@@ -123,33 +223,42 @@ def result_document(path: Path, result: IngestResult | ScanarchiveError) -> dict
 
 def print_result(name: str, result: IngestResult) -> None:
     """What a clinician needs after each scan: which records, whose, and whether to rescan."""
+    for line in result_lines(name, result):
+        print(line)
+
+
+def result_lines(name: str, result: IngestResult) -> list[str]:
+    """The lines :func:`print_result` prints."""
+    lines: list[str] = []
+    add = lines.append
     if result.duplicate:
-        print(f"{name}: already archived as record {result.record_id}; no second record was made.")
-        return
+        add(f"{name}: already archived as record {result.record_id}; no second record was made.")
+        return lines
     count = len(result.records)
-    print(f"{name}: {count} record{'s' if count != 1 else ''} sealed and verified in {result.seconds:.1f} s")
+    add(f"{name}: {count} record{'s' if count != 1 else ''} sealed and verified in {result.seconds:.1f} s")
     for outcome in result.records:
         pages = _pages(outcome.source_pages)
         who = outcome.client_code or "UNFILED"
         when = outcome.session_date or "no date"
         how = f" (from the {outcome.identified_by})" if outcome.identified_by else ""
-        print(f"  record {outcome.record_id} — {who}, {when}, {outcome.record_class}, {pages}{how}")
+        add(f"  record {outcome.record_id} — {who}, {when}, {outcome.record_class}, {pages}{how}")
         if not outcome.filed:
             reason = f": {outcome.note}" if outcome.note else ""
-            print(f"    unfiled{reason}. File it with: scanarchive file {outcome.record_id[:8]} --client C --date D")
+            add(f"    unfiled{reason}. File it with: scanarchive file {outcome.record_id[:8]} --client C --date D")
         if outcome.ocr_failed_pages:
             listed = ", ".join(str(p) for p in outcome.ocr_failed_pages)
-            print(
+            add(
                 f"    note: OCR could not read page(s) {listed} of this record; archived, "
                 "but words on those pages will not be found by search."
             )
     if result.blank_pages:
-        print(f"  {len(result.blank_pages)} blank page(s) dropped: {_pages(result.blank_pages)} of the scan")
+        add(f"  {len(result.blank_pages)} blank page(s) dropped: {_pages(result.blank_pages)} of the scan")
     for page in result.quality:
         notes = page.problems + page.warnings
         if notes and not page.blank:
-            print(f"  page {page.page}: {'; '.join(notes)}")
-    print(f"  {result.verdict}")
+            add(f"  page {page.page}: {'; '.join(notes)}")
+    add(f"  {result.verdict}")
+    return lines
 
 
 def _pages(numbers: list[int]) -> str:

@@ -13,7 +13,9 @@ releases it in the process that holds the archive; :func:`run` does the analysis
 (``python -m scanarchive.ingest.parser``: Landlock, no network) unless told not to.
 
 The child's answer crosses the boundary as one JSON line plus raw byte sections, never as a pickle (the
-parent must not run code the child chose), and every field is checked on the way in: a child taken over
+parent must not run code the child chose), after progress lines (the page count, then a :class:`Step` as each
+stage ends and each page is OCR'd: a stage name, seconds and counts, never content), and every field is
+checked on the way in: a child taken over
 by a hostile file can still write a wrong record for *that* file, but it cannot make the parent do
 anything else. Errors come back as their class name, message and hint and are raised again as the same
 typed exception; a child that dies, hangs or answers nonsense is a :class:`ParserCrashed`.
@@ -33,6 +35,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -141,6 +144,25 @@ def read_all(source: Source) -> bytes:
     return data
 
 
+#: The stages the analysis reports as it goes (`Step.stage`), in order.
+STEPS = ("check", "look", "identify", "ocr", "build")
+
+
+@dataclass(frozen=True)
+class Step:
+    """How far the analysis of one file has got: a stage's name, the seconds it has taken so far, and counts
+    (for "ocr": pages read so far of the pages to read; else pages of the file). Counts and times only,
+    never content: this crosses from the parser child and is shown as progress and in `-v` logs."""
+
+    stage: str
+    seconds: float
+    done: int = 0
+    total: int = 0
+
+
+OnStep = Callable[[Step], None]
+
+
 @dataclass
 class AnalysedRecord:
     outcome: identify.RecordOutcome
@@ -168,33 +190,48 @@ def analyse(
     recogniser: engine.PageRecogniser | None = None,
     *,
     on_checked: Callable[[int], None] | None = None,
+    on_step: OnStep | None = None,
+    stop: threading.Event | None = None,
     hook: str = "",
 ) -> Analysis:
     """The pure analysis (no archive). Raises the typed errors the stages raise. `on_checked` hears the page
-    count as soon as the check stage knows it (the child tells its parent, which sets its deadline by it)."""
+    count as soon as the check stage knows it (the child tells its parent, which sets its deadline by it);
+    `on_step` hears each stage's end and each page OCR'd (:class:`Step`). `stop` (in this process only): once
+    set, the next page or stage raises :func:`stopped`."""
     settings = request.settings
+    say = on_step or (lambda _step: None)
+    began = time.perf_counter()
+    _check_stop(stop)
     scan = load.check(data, settings)  # check
     if on_checked is not None:
         on_checked(scan.page_count)
+    say(Step("check", time.perf_counter() - began, 0, scan.page_count))
     if scan.kind == "pdf":
         poppler.executable()  # a missing engine is a setup problem: stop before anything is written
+    began = time.perf_counter()
     looks = identify.look_at_pages(scan, settings, request.sheet_key, request.archive8)  # look
+    say(Step("look", time.perf_counter() - began, 0, scan.page_count))
     if hook == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    _check_stop(stop)
+    began = time.perf_counter()
     groups = identify.group_pages(looks)  # identify
     if not groups:
         raise InputRejected("every page of the scan is blank", hint="Check the scanner fed the written side.")
     blank = [look.number for look in looks if look.quality.blank]
     kept = [n for g in groups for n in g.pages]
     orientation = {look.number: look.code.orientation for look in looks if look.code.status is sheets.QrStatus.VALID}
+    say(Step("identify", time.perf_counter() - began, len(groups), scan.page_count))
     ocr_started = time.perf_counter()
     with private_tempdir() as tmpdir:  # ocr
+        say(Step("ocr", 0.0, 0, len(kept)))
         page_texts = engine.run_pages(
             load.iter_ocr_pages(scan, settings, settings.ocr_timeout_seconds, only=set(kept), turn=orientation),
-            recogniser or ensemble.recogniser(settings, tmpdir),
+            _counted(recogniser or ensemble.recogniser(settings, tmpdir), len(kept), ocr_started, say, stop),
             settings.effective_jobs,
         )
     ocr_seconds = time.perf_counter() - ocr_started
+    began = time.perf_counter()
     if request.retry_if_ocr_timed_out and page_texts and all(p.status == "timeout" for p in page_texts):
         raise TransientError("OCR timed out on every page; the scan will be tried again later")
     by_page = {p.page: p for p in page_texts}
@@ -217,24 +254,68 @@ def analyse(
         outcome.ocr_failed_pages = [t.page for t in texts if t.status != "ok"]
         ocr_doc = document.to_json(texts, sorted({t.engine for t in texts if t.engine}))
         records.append(AnalysedRecord(outcome, group.blank, record_pdf, ocr_doc, [quality[n] for n in group.pages]))
+    say(Step("build", time.perf_counter() - began, len(records), scan.page_count))
     all_quality = [look.quality for look in looks]
     return Analysis(scan.kind, records, blank, all_quality, qc.summary(all_quality, len(kept)), ocr_seconds)
+
+
+def stopped() -> errors.Interrupted:
+    return errors.Interrupted(
+        "not archived: stopped before it was sealed (interrupted); the scan file was not changed",
+        hint="Run the same command again to archive it; files already archived are recognised, never doubled.",
+    )
+
+
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise stopped()
+
+
+def _counted(
+    recognise: engine.PageRecogniser, total: int, started: float, say: OnStep, stop: threading.Event | None
+) -> engine.PageRecogniser:
+    """The recogniser, telling `say` each time a page is done (the OCR threads call it at once: counted under a
+    lock); with `stop`, a page not yet begun once it is set raises :func:`stopped`."""
+    lock = threading.Lock()
+    done = 0
+
+    def recognise_counted(number: int, page: engine.PageSource) -> document.PageText:
+        nonlocal done
+        _check_stop(stop)
+        text = recognise(number, page)
+        with lock:
+            done += 1
+            say(Step("ocr", time.perf_counter() - started, done, total))
+        return text
+
+    return recognise_counted
 
 
 # --- choosing where it runs -----------------------------------------------------------------------------------
 
 
-def run(request: Request, scan: bytes | Source, recogniser: engine.PageRecogniser | None = None) -> Analysis:
+def run(
+    request: Request,
+    scan: bytes | Source,
+    recogniser: engine.PageRecogniser | None = None,
+    *,
+    on_step: OnStep | None = None,
+    stop: threading.Event | None = None,
+) -> Analysis:
     """The analysis in the parser child; in this process only with a recogniser (a Python callable, which cannot
     cross a process boundary: tests and benchmarks with a fake OCR) or with SCANARCHIVE_PARSER_SANDBOX=off.
-    `scan`: the bytes, or an open :class:`Source` (streamed to the child, never read whole here)."""
+    `scan`: the bytes, or an open :class:`Source` (streamed to the child, never read whole here). `on_step` hears
+    how far it has got (:class:`Step`, from the child's progress lines, checked); once `stop` is set the child
+    is killed (or, in this process, the next page or stage stops) and :func:`stopped` is raised."""
     if recogniser is not None or os.environ.get(ENV_SWITCH, "") == "off":
-        return analyse(request, scan if isinstance(scan, bytes) else read_all(scan), recogniser)
+        data = scan if isinstance(scan, bytes) else read_all(scan)
+        return analyse(request, data, recogniser, on_step=on_step, stop=stop)
     ensemble.warn_if_missing(request.settings)  # here: the child's log goes nowhere
     if isinstance(scan, bytes):
         view = memoryview(scan)
-        return _in_child(request, len(scan), (view[i : i + BLOCK] for i in range(0, len(scan), BLOCK)))
-    return _in_child(request, scan.size, blocks(scan))
+        chunks: Iterator[bytes | memoryview] = (view[i : i + BLOCK] for i in range(0, len(scan), BLOCK))
+        return _in_child(request, len(scan), chunks, on_step, stop)
+    return _in_child(request, scan.size, blocks(scan), on_step, stop)
 
 
 @functools.lru_cache(maxsize=1)
@@ -272,7 +353,13 @@ def _deadline_after_check(settings: IngestSettings, pages: int) -> float:
     return 120.0 + settings.ocr_timeout_seconds * (2 + 4 * pages)
 
 
-def _in_child(request: Request, size: int, scan: Iterator[bytes | memoryview]) -> Analysis:
+def _in_child(
+    request: Request,
+    size: int,
+    scan: Iterator[bytes | memoryview],
+    on_step: OnStep | None = None,
+    stop: threading.Event | None = None,
+) -> Analysis:
     settings = request.settings
     netns = sandbox.network_isolated()
     with private_tempdir() as workdir:  # the child's only writable place; removed by us, even after a SIGKILL
@@ -291,7 +378,7 @@ def _in_child(request: Request, size: int, scan: Iterator[bytes | memoryview]) -
             start_new_session=True,
         )
         try:
-            answer = _exchange(proc, request, size, scan, settings)
+            answer = _exchange(proc, request, size, scan, settings, on_step, stop)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)  # it has closed its answer; let it exit by itself
         finally:
@@ -309,10 +396,15 @@ def _exchange(
     size: int,
     scan: Iterator[bytes | memoryview],
     settings: IngestSettings,
+    on_step: OnStep | None = None,
+    stop: threading.Event | None = None,
 ) -> list[bytes]:
     """Send the request and the scan's `size` bytes (taken block by block from `scan`, so the whole scan is never
     held here), collect the answer (the blocks as read, never joined: see :class:`_Body`); SIGKILL the child's
-    group past the deadline."""
+    group past the deadline, or once `stop` is set (the caller's finally kills it; :func:`stopped` is raised).
+
+    Before its answer the child may write progress lines (the page count, then :class:`Step` lines): each is
+    checked (:func:`_progress_line`) and passed to `on_step`; the first line that is not one starts the answer."""
     assert proc.stdin is not None and proc.stdout is not None
     header = json.dumps({**request.to_json(), "size": size}).encode() + b"\n"
     outgoing = memoryview(header)
@@ -322,19 +414,22 @@ def _exchange(
     chunks: list[bytes] = []
     received = 0
     pages_seen = False
+    head: bytes | None = b""  # progress lines not yet taken; None once the answer has begun
     win, rout = proc.stdin.fileno(), proc.stdout.fileno()
     os.set_blocking(win, False)
     with selectors.DefaultSelector() as sel:
         sel.register(win, selectors.EVENT_WRITE)
         sel.register(rout, selectors.EVENT_READ)
         while True:
+            if stop is not None and stop.is_set():
+                raise stopped()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ParserCrashed(
                     f"reading the scan took longer than {deadline - started:.0f} s and was stopped; "
                     "nothing was archived"
                 )
-            for key, _ in sel.select(remaining):
+            for key, _ in sel.select(remaining if stop is None else min(remaining, STOP_POLL)):
                 if key.fd == win:
                     if not outgoing:
                         block = next(scan, None)  # the next block; at the end, raises if the file changed
@@ -353,17 +448,73 @@ def _exchange(
                     continue
                 chunk = os.read(rout, 1 << 20)
                 if not chunk:
-                    return chunks
+                    return chunks if head is None else [head]
+                if head is not None:  # still in the progress lines
+                    head += chunk
+                    while head is not None:
+                        kind = _preamble(head)
+                        if kind is None:  # not yet known: wait for more
+                            break
+                        if kind == "answer":
+                            chunk, head = head, None
+                            break
+                        end = head.find(b"\n")
+                        if end < 0:
+                            if len(head) > MAX_PROGRESS_LINE:
+                                raise ParserCrashed("the scan reader gave an answer that could not be understood")
+                            break
+                        line, head = head[:end], head[end + 1 :]
+                        if kind == "pages":
+                            if pages_seen:
+                                raise ParserCrashed("the scan reader gave an answer that could not be understood")
+                            pages_seen = True
+                            deadline = time.monotonic() + _deadline_after_check(settings, _pages_line(line))
+                        else:
+                            step = _progress_line(line, settings)
+                            if on_step is not None:
+                                on_step(step)
+                    if head is not None:
+                        continue
                 chunks.append(chunk)
                 received += len(chunk)
                 if received > limit:
                     raise ParserCrashed("the scan reader's answer was larger than any record could be")
-                if not pages_seen and b"\n" in chunk:
-                    pages_seen = True
-                    first, _, rest = b"".join(chunks).partition(b"\n")
-                    if first.startswith(b'{"pages"'):  # else it is already the answer (an early rejection)
-                        chunks, received = [rest], len(rest)
-                        deadline = time.monotonic() + _deadline_after_check(settings, _pages_line(first))
+
+
+STOP_POLL = 0.2  # seconds between looks at `stop` while the child works
+MAX_PROGRESS_LINE = 4096
+_PAGES, _STEP = b'{"pages"', b'{"step"'
+
+
+def _preamble(head: bytes) -> str | None:
+    """What the child's output starts with: a "pages" or "step" progress line, the "answer", or None while too
+    little has come to tell."""
+    for prefix, kind in ((_PAGES, "pages"), (_STEP, "step")):
+        if head.startswith(prefix):
+            return kind
+    if any(prefix.startswith(head) for prefix in (_PAGES, _STEP)):
+        return None
+    return "answer"
+
+
+def _progress_line(line: bytes, settings: IngestSettings) -> Step:
+    """One progress line from the child, every field checked: a stage name from STEPS, seconds, two counts."""
+    try:
+        doc = json.loads(line)
+        stage, seconds, done, total = doc["step"], doc["seconds"], doc["done"], doc["total"]
+        if set(doc) != {"step", "seconds", "done", "total"} or stage not in STEPS:
+            raise _Bad
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= 1e7:
+            raise _Bad
+        return Step(stage, float(seconds), _int(done, settings.max_pages), _int(total, settings.max_pages))
+    except (_Bad, ValueError, KeyError, TypeError) as exc:
+        raise ParserCrashed("the scan reader gave an answer that could not be understood") from exc
+
+
+def encode_step(step: Step) -> bytes:
+    """A progress line, as the child writes it before its answer."""
+    doc = {"step": step.stage, "seconds": round(step.seconds, 3), "done": step.done, "total": step.total}
+    return json.dumps(doc).encode() + b"\n"
 
 
 def _pages_line(line: bytes) -> int:

@@ -19,8 +19,9 @@ single byte of the scan, it locks itself down (:func:`lock_down`):
 
 It then reads the request (one JSON line: settings, sheet key, archive id prefix, command-line and
 file-name metadata — never a path) and the scan's bytes from stdin, says the page count once the check
-stage knows it (the parent's deadline depends on it), and writes the answer to stdout
-(``analyse.encode_parts``). It never gets the archive's path or a file name. Where the kernel lacks Landlock,
+stage knows it (the parent's deadline depends on it), then a progress line as each stage ends and each page
+is OCR'd (``analyse.encode_step``: a stage name, seconds and counts, never content), and writes the answer to
+stdout (``analyse.encode_parts``). It never gets the archive's path or a file name. Where the kernel lacks Landlock,
 it runs without it and says so in its answer; `status` and `watch` say so to the user.
 """
 
@@ -35,6 +36,7 @@ import os
 import resource
 import socket
 import sys
+import threading
 from typing import Any, BinaryIO
 
 from scanarchive import hardening, sandbox
@@ -140,12 +142,21 @@ def main() -> int:
         data = _read_exact(stdin, int(header.pop("size")))
         request = mod.Request.from_json(header)
 
+        lock = threading.Lock()  # the OCR threads report their pages at once
+
+        def say(line: bytes) -> None:
+            with lock:
+                stdout.write(line)
+                stdout.flush()
+
         def checked(pages: int) -> None:
-            stdout.write(json.dumps({"pages": pages}).encode() + b"\n")
-            stdout.flush()
+            say(json.dumps({"pages": pages}).encode() + b"\n")
+
+        def step(progress: Any) -> None:  # counts and seconds only (analyse.encode_step)
+            say(mod.encode_step(progress))
 
         probes = _probe(hook.removeprefix("probe:")) if hook.startswith("probe:") else {}
-        result = mod.analyse(request, data, on_checked=checked, hook=hook)
+        result = mod.analyse(request, data, on_checked=checked, on_step=step, hook=hook)
         result.sandbox, result.probes = applied, probes
         del data  # the scan's bytes live on in `result` only where they are a record's PDF
         answer = mod.encode_parts(result)  # written piece by piece, never joined

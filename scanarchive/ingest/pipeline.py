@@ -21,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shlex
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -77,6 +79,12 @@ class IngestResult:
 
 
 Announce = Callable[["IngestResult"], None]
+Step = analyse.Step
+OnStep = analyse.OnStep
+#: The stages ingest_file reports (`Step.stage`): "read" (opened, hashed), "duplicate" (found, checked), the
+#: analysis's analyse.STEPS, then "seal" (sealed, stored), "catalog" (committed), "verify" (read back),
+#: "release" (source deleted or kept). Counts and seconds only, never content.
+STAGES = ("read", "duplicate", *analyse.STEPS, "seal", "catalog", "verify", "release")
 
 
 @dataclass
@@ -96,8 +104,23 @@ def _open_checked(path: Path, max_bytes: int | None) -> int:
         st = path.lstat()
     except FileNotFoundError as exc:
         raise InputRejected("the file does not exist", hint="Check the file name.") from exc
+    if stat.S_ISDIR(st.st_mode):  # refused, not walked: a folder can hold more than scans (docs/errors.md)
+        folder = shlex.quote(str(path))
+        raise InputRejected(
+            "it is a folder, not a scan file; nothing in it was read",
+            hint=f"Give the scan files themselves, for example: scanarchive ingest {folder}/*.pdf "
+            f"(or let the watcher take the whole folder: scanarchive watch --drop {folder} --once).",
+        )
+    if stat.S_ISLNK(st.st_mode):
+        raise InputRejected(
+            "it is a symbolic link; a link is never followed",
+            hint="Give the scan file the link points to.",
+        )
     if not stat.S_ISREG(st.st_mode):
-        raise InputRejected("it is not a regular file (a folder, link or device)")
+        raise InputRejected(
+            "it is not a regular file (a device, pipe or socket)",
+            hint="Save the scan as a file (PDF, TIFF, PNG or JPEG) and give that file.",
+        )
     try:
         fd, _ = open_regular(path, max_bytes)
     except FileNotFoundError as exc:
@@ -141,6 +164,8 @@ def ingest_file(
     retry_if_ocr_timed_out: bool = False,
     source_name: str | None = None,
     announce: Announce | None = None,
+    on_step: OnStep | None = None,
+    stop: threading.Event | None = None,
 ) -> IngestResult:
     """Seal one scan file as one record per session found in it.
 
@@ -153,18 +178,35 @@ def ingest_file(
     without a sheet code; a sheet code that disagrees with them leaves the record
     unfiled rather than guessing. `retry_if_ocr_timed_out` (the watcher's first
     attempts) turns "OCR timed out on every page" into a TransientError.
+
+    `on_step` hears each stage as it ends (:data:`STAGES`; counts and seconds, never content). Once `stop` is
+    set, a file not yet being sealed stops with errors.Interrupted and nothing of it is written; one being
+    sealed is finished (sealed, committed, verified, announced, released) first.
     """
     started = time.perf_counter()
     settings = archive.config.ingest
+    say = on_step or (lambda _step: None)
+    mark = time.perf_counter()
+
+    def lap() -> float:
+        nonlocal mark
+        now = time.perf_counter()
+        seconds, mark = now - mark, now
+        return seconds
+
+    if stop is not None and stop.is_set():
+        raise analyse.stopped()
     # Never held whole here: hashed in blocks, then streamed to the parser child (and hashed again on the way).
     source = open_source(path, settings.max_file_mb * 1024 * 1024)
     source_sha = source.sha256
     try:
+        say(Step("read", lap()))
         existing = archive.catalog.all_by_source(source_sha)
         if existing:
             # Already sealed (all records of a file are committed together): never a second copy.
             for record in existing:
                 sealed.check(archive.store, record.blob_sha256, record.id)
+            say(Step("duplicate", lap(), len(existing), len(existing)))
             log.info("already archived as record %s; no second record made", existing[0].id)
             outcomes = [
                 identify.RecordOutcome(
@@ -179,7 +221,11 @@ def ingest_file(
                 for r in existing
             ]
             return _announce_and_release(
-                IngestResult(outcomes, duplicate=True, source_removed=not keep_source), path, source_sha, announce
+                IngestResult(outcomes, duplicate=True, source_removed=not keep_source),
+                path,
+                source_sha,
+                announce,
+                lambda: say(Step("release", lap())),
             )
 
         name_client, name_date = identify.filename_metadata(
@@ -196,9 +242,13 @@ def ingest_file(
             name_date,
             retry_if_ocr_timed_out,
         )
-        found = analyse.run(request, source, recogniser)  # check, look, identify, ocr, build: in the parser child
+        # check, look, identify, ocr, build: in the parser child
+        found = analyse.run(request, source, recogniser, on_step=on_step, stop=stop)
     finally:
         os.close(source.fd)
+    lap()
+    if stop is not None and stop.is_set():  # the last moment to stop with nothing written
+        raise analyse.stopped()
 
     prepared: list[_Prepared] = []
     for analysed in found.records:
@@ -228,6 +278,7 @@ def ingest_file(
         wrapped = keys.wrap(record_key, archive.sealing_recipient(), record_context(outcome.record_id))
         prepared.append(_Prepared(row, wrapped, record_key, written.plaintext_sha256, outcome, analysed.quality))
 
+    say(Step("seal", lap(), len(prepared), _file_pages(found)))
     with archive.catalog.transaction():  # one transaction: the whole stack or nothing
         for item in prepared:
             archive.catalog.add_record(item.row, archive.config.recipient.key_id, item.wrapped)
@@ -243,6 +294,7 @@ def ingest_file(
                     page_qc.warnings,
                 )
 
+    say(Step("catalog", lap(), len(prepared), _file_pages(found)))
     try:  # verify
         for item in prepared:
             sealed.read_back(archive.store, item.row.blob_sha256, item.record_key, item.row.id, item.plaintext_sha256)
@@ -253,6 +305,7 @@ def ingest_file(
         for item in prepared:
             archive.store.delete(item.row.blob_sha256)
         raise
+    say(Step("verify", lap(), len(prepared), _file_pages(found)))
     for item in prepared:
         log.debug("record %s sealed: %d pages", item.outcome.record_id, len(item.outcome.source_pages))
     outcomes = [item.outcome for item in prepared]
@@ -266,16 +319,22 @@ def ingest_file(
         found.quality,
         found.verdict,
     )
-    return _announce_and_release(result, path, source_sha, announce)  # release
+    return _announce_and_release(result, path, source_sha, announce, lambda: say(Step("release", lap())))  # release
+
+
+def _file_pages(found: analyse.Analysis) -> int:
+    """Pages of the scanned file (kept and blank)."""
+    return len(found.quality)
 
 
 def _announce_and_release(
-    result: IngestResult, path: Path, source_sha: str, announce: Announce | None
+    result: IngestResult, path: Path, source_sha: str, announce: Announce | None, released: Callable[[], None]
 ) -> IngestResult:
     if announce is not None:
         announce(result)
     if result.source_removed:
         result.source_removed = _release(path, source_sha)
+    released()
     return result
 
 
