@@ -14,6 +14,7 @@ import pty
 import random
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -315,6 +316,7 @@ def _on_a_terminal(argv: list[str], answers: list[str]) -> tuple[int, str]:
     output = b""
     deadline = time.monotonic() + 60
     pending = list(answers)
+    answered_at = 0  # where the output stood at the last answer: each answer needs a prompt of its own
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 1)
         if not ready:
@@ -326,8 +328,11 @@ def _on_a_terminal(argv: list[str], answers: list[str]) -> tuple[int, str]:
         if not chunk:
             break
         output += chunk
-        if pending and output.rstrip().endswith(b":"):
+        if pending and output[answered_at:].rstrip().endswith(b":"):
             os.write(fd, pending.pop(0).encode() + b"\n")
+            answered_at = len(output)
+    else:
+        os.kill(pid, signal.SIGKILL)  # still waiting after the deadline: fail, never hang the suite
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
