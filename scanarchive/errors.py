@@ -119,7 +119,10 @@ class RolledBack(IntegrityError):
 
 class Interrupted(ScanarchiveError):
     exit_code = 130
-    hint = "Stopped before finishing; nothing was deleted. Run the command again."
+    hint = (
+        "Stopped before finishing. Run the command again: what was finished is kept, and a scan is only ever "
+        "deleted after its note was sealed and verified."
+    )
 
 
 EXIT_CODES: dict[str, int] = {
@@ -159,11 +162,12 @@ def report(exc: BaseException, *, debug: bool = False, stream: TextIO | None = N
             print(f"  what to do: {exc.hint}", file=out)
         code = exc.exit_code
     elif isinstance(exc, KeyboardInterrupt):
-        print("scanarchive: interrupted; nothing was deleted.", file=out)
+        print(f"scanarchive: interrupted.\n  what to do: {Interrupted.hint}", file=out)
         code = Interrupted.exit_code
     else:
         print(
-            f"scanarchive: internal error ({type(exc).__name__}). Nothing was deleted. "
+            f"scanarchive: internal error ({type(exc).__name__}). A scan is only ever deleted after its note was "
+            "sealed and verified. "
             "Run again with --debug to see where; the traceback may quote file contents, "
             "so do not share it outside the practice.",
             file=out,

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,25 @@ def test_a_session_date_after_today_is_refused_unless_allowed(notes: Notes, caps
     assert run.code == 0, run.err
     with Archive(notes.root) as archive:
         assert archive.catalog.record(record).session_date == "2036-02-02"
+
+
+def test_ingest_refuses_a_session_date_after_today_unless_allowed(
+    archive_dir: Path, small_scan: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    future = (date.today() + timedelta(days=400)).isoformat()
+    before = small_scan.read_bytes()
+    run = cli(capsys, "--archive", archive_dir, "ingest", small_scan, "--client", "C-0042", "--date", future)
+    assert run.code == UsageError.exit_code
+    assert "after today" in run.err and "--allow-future" in run.err
+    assert small_scan.read_bytes() == before, "the scan was not touched"
+    with Archive(archive_dir) as archive:
+        assert archive.catalog.records() == []
+    run = cli(
+        capsys, "--archive", archive_dir, "ingest", small_scan, "--client", "C-0042", "--date", future, "--allow-future"
+    )
+    assert run.code == 0, run.err
+    with Archive(archive_dir) as archive:
+        assert [r.session_date for r in archive.catalog.records()] == [future]
 
 
 def test_client_set_on_an_unknown_code_is_refused_and_add_creates(

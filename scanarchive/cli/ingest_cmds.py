@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from scanarchive.archive import filing
 from scanarchive.cli.common import client_code, iso_date, open_archive, record_class
 from scanarchive.cli.progress import IngestProgress
 from scanarchive.errors import InputRejected, Interrupted, ScanarchiveError, UsageError, report
@@ -30,6 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="PDF, TIFF, PNG or JPEG scans")
     p.add_argument("--client", type=client_code, help="the client's code (the practice's pseudonym, not a name)")
     p.add_argument("--date", type=iso_date, help="session date, YYYY-MM-DD")
+    p.add_argument(
+        "--allow-future",
+        action="store_true",
+        help="accept a --date after today (refused otherwise: a typo in the year)",
+    )
     p.add_argument(
         "--class",
         dest="record_class",
@@ -55,6 +61,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     status = 0
+    if args.date:  # before anything is read: a slip of the year would move the destruction date by years
+        args.date = filing.check_session_date(args.date, allow_future=args.allow_future)
     with open_archive(args) as archive:
         if not 0 <= args.jobs <= 64:
             raise UsageError("--jobs must be between 0 and 64")
