@@ -221,13 +221,14 @@ def analyse(
     blank = [look.number for look in looks if look.quality.blank]
     kept = [n for g in groups for n in g.pages]
     orientation = {look.number: look.code.orientation for look in looks if look.code.status is sheets.QrStatus.VALID}
+    printed = {look.number: look.printed for look in looks if look.printed}  # printed text: masked, never read
     say(Step("identify", time.perf_counter() - began, len(groups), scan.page_count))
     ocr_started = time.perf_counter()
     with private_tempdir() as tmpdir:  # ocr
         say(Step("ocr", 0.0, 0, len(kept)))
         page_texts = engine.run_pages(
             load.iter_ocr_pages(scan, settings, settings.ocr_timeout_seconds, only=set(kept), turn=orientation),
-            _counted(recogniser or ensemble.recogniser(settings, tmpdir), len(kept), ocr_started, say, stop),
+            _counted(recogniser or ensemble.recogniser(settings, tmpdir, printed), len(kept), ocr_started, say, stop),
             settings.effective_jobs,
         )
     ocr_seconds = time.perf_counter() - ocr_started

@@ -15,16 +15,18 @@ is never overridden.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
 
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from scanarchive.config import IngestSettings
 from scanarchive.errors import InputRejected
 from scanarchive.names import CLIENT_CODE
+from scanarchive.ocr import mask
 from scanarchive.pages import load, qc, sheets, templates
 
 
@@ -34,6 +36,8 @@ class PageLook:
     code: sheets.PageCode
     quality: qc.PageQc
     boxes: dict[str, str] = field(default_factory=dict)  # tick boxes of a template sheet (clinical content)
+    # where a note sheet printed its text, code and boxes, on the upright OCR copy: masked, never indexed
+    printed: tuple[mask.Region, ...] = ()
 
 
 @dataclass
@@ -70,6 +74,8 @@ def look_at_pages(scan: load.Scan, settings: IngestSettings, key: bytes, archive
         look = PageLook(number, code, qc.check_page(image, number, dpi, orientation))
         if code.status is sheets.QrStatus.VALID and code.sheet is not None and code.sheet.template:
             look.boxes = _read_boxes(image, code, look.quality)
+        if code.status is sheets.QrStatus.VALID and code.sheet is not None:
+            look.printed = printed_regions(image, code)
         looks.append(look)
         image.close()
     too_coarse = [look for look in looks if look.quality.dpi is not None and look.quality.dpi < qc.MIN_DPI]
@@ -97,6 +103,83 @@ def _read_boxes(image: Image.Image, code: sheets.PageCode, quality: qc.PageQc) -
     if unclear:  # a count only: which boxes is clinical content
         quality.warnings.append(f"{unclear} tick box(es) unclear — check them on the paper (not guessed)")
     return {r.key: r.state for r in readings}
+
+
+_PAD = 10  # page px at 300 dpi around each printed part: anti-aliasing and the frame's error near the code
+_PAD_PER_PX = 0.006  # and more per px away from the code: the frame is read off a 1.25 in symbol
+_INK_DARK = 150  # grey level (0-255) that counts as ink when looking for a part not sure to be printed
+_INK_FOUND = 0.6  # share of a part's ink found dark on the scan for it to be taken as printed there
+_SEARCH = range(-24, 25, 4)  # page px: how far a part not sure to be printed is looked for around its place
+
+
+def printed_regions(image: Image.Image, code: sheets.PageCode) -> tuple[mask.Region, ...]:
+    """Where the sheet printed text, its code and tick boxes, as regions of the upright OCR copy of this page:
+    the OCR masks them, so only handwriting is indexed. A part that depends on the paper size or the fields
+    chosen at printing (the code says neither) is masked only where the scan shows its ink. An unknown
+    template masks its header and footer only (its boxes are not known here)."""
+    if code.sheet is None or len(code.corners) != 3:
+        return ()
+    template = templates.load_all().get(code.sheet.template) if code.sheet.template else None
+    x, y, side = sheets.qr_geometry(code.text)
+    frame = templates.Frame((x, y), side, *code.corners)
+    gray = image.convert("L")
+    dark = gray.filter(ImageFilter.MinFilter(3)).tobytes()  # a stroke a pixel off its place still counts
+    size = (float(image.width), float(image.height))
+    angle = code.orientation
+    turned = mask.upright_size(size, angle)
+    regions = []
+    for part in sheets.printed_parts(code.sheet, code.text, template):
+        shift = (0.0, 0.0)
+        if not part.sure:
+            found = _found(part, frame, dark, image.size)
+            if found is None:
+                continue
+            shift = found
+        left, top, right, bottom = part.box
+        pad = _PAD + _PAD_PER_PX * math.dist(((left + right) / 2, (top + bottom) / 2), (x + side / 2, y + side / 2))
+        corners = [
+            frame.to_scan(px + shift[0], py + shift[1])
+            for px in (left - pad, right + pad)
+            for py in (top - pad, bottom + pad)
+        ]
+        points = [mask.upright_point(cx, cy, size, angle) for cx, cy in corners]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        regions.append(
+            (
+                max(0.0, min(xs) / turned[0]),
+                max(0.0, min(ys) / turned[1]),
+                min(1.0, max(xs) / turned[0]),
+                min(1.0, max(ys) / turned[1]),
+            )
+        )
+    return tuple(r for r in regions if r[2] > r[0] and r[3] > r[1])
+
+
+def _found(
+    part: sheets.PrintedPart, frame: templates.Frame, dark: bytes, size: tuple[int, int]
+) -> tuple[float, float] | None:
+    """The offset (page px) at which a part's ink shows on the scan, or None if it is not printed there."""
+    width, height = size
+    origin = frame.to_scan(0, 0)
+    ux, uy = (a - b for a, b in zip(frame.to_scan(1, 0), origin, strict=True))
+    vx, vy = (a - b for a, b in zip(frame.to_scan(0, 1), origin, strict=True))
+    base = [frame.to_scan(px, py) for px, py in part.ink]
+
+    def share(dx: int, dy: int) -> float:
+        ox, oy = dx * ux + dy * vx, dx * uy + dy * vy
+        hits = 0
+        for sx, sy in base:
+            ix, iy = round(sx + ox), round(sy + oy)
+            if 0 <= ix < width and 0 <= iy < height and dark[iy * width + ix] < _INK_DARK:
+                hits += 1
+        return hits / max(1, len(base))
+
+    # coarse, then the best place to the pixel: a thin stroke a few px off its place misses its ink entirely
+    coarse = max(((dx, dy) for dx in _SEARCH for dy in _SEARCH), key=lambda d: share(*d))
+    near = range(-_SEARCH.step + 1, _SEARCH.step)
+    fine = max(((coarse[0] + dx, coarse[1] + dy) for dx in near for dy in near), key=lambda d: share(*d))
+    best, where = share(*fine), (float(fine[0]), float(fine[1]))
+    return where if best >= _INK_FOUND else None
 
 
 @dataclass

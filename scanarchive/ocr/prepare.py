@@ -1,6 +1,8 @@
 """Preprocessing for OCR only: the archived image is never altered.
 
-Two steps, both kept because bench/recall.py measured that they help (see the
+First, on a note sheet, everything the sheet printed (labels, headings, code, footer, tick boxes) is
+painted white (scanarchive.ocr.mask): only handwriting is read, and printed words never run into
+written ones. Then two steps, both kept because bench/recall.py measured that they help (see the
 README's Performance section):
 
 * crop to the written area: the ink's bounding box on a 4×-reduced copy (so
@@ -15,9 +17,12 @@ Boxes the engines return are mapped back to the page's own pixels with
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image
+
+from scanarchive.ocr import mask
 
 OCR_TARGET_DPI = 150
 _REDUCE = 4
@@ -32,6 +37,7 @@ class Prepared:
     top: int
     scale: float  # OCR pixels per page pixel
     empty: bool = False  # no ink at all: nothing to read
+    size: tuple[int, int] = (0, 0)  # the page's own width and height (px)
 
     def to_page(self, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
         """(left, top, width, height) in OCR pixels → the same in page pixels."""
@@ -40,16 +46,17 @@ class Prepared:
         return (round(self.left + x / s), round(self.top + y / s), round(w / s), round(h / s))
 
 
-def for_ocr(png: bytes, target_dpi: int = OCR_TARGET_DPI) -> Prepared:
+def for_ocr(png: bytes, target_dpi: int = OCR_TARGET_DPI, printed: Sequence[mask.Region] = ()) -> Prepared:
+    """The page ready for the engines; `printed`: where a note sheet printed text, whitened first."""
     image = Image.open(io.BytesIO(png))
     image.load()
     dpi = _dpi(image)
-    gray = image.convert("L")
+    gray = mask.whiten(image.convert("L"), printed)
     small = gray.reduce(_REDUCE) if min(gray.size) >= 8 * _REDUCE else gray
     factor = gray.width / max(1, small.width)
     ink = small.point(lambda v: 255 if v < _INK_LEVEL else 0).getbbox()
     if ink is None:
-        return Prepared(png, 0, 0, 1.0, empty=True)
+        return Prepared(png, 0, 0, 1.0, empty=True, size=gray.size)
     margin = round(_MARGIN_IN * dpi)
     left = max(0, round(ink[0] * factor) - margin)
     top = max(0, round(ink[1] * factor) - margin)
@@ -66,7 +73,7 @@ def for_ocr(png: bytes, target_dpi: int = OCR_TARGET_DPI) -> Prepared:
     out = io.BytesIO()
     effective = round(dpi * scale)
     cropped.save(out, format="PNG", compress_level=1, dpi=(effective, effective))
-    return Prepared(out.getvalue(), left, top, scale)
+    return Prepared(out.getvalue(), left, top, scale, size=gray.size)
 
 
 def _dpi(image: Image.Image) -> float:

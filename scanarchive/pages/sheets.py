@@ -16,6 +16,7 @@ files a record: the page is treated as an unidentified sheet.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import io
@@ -188,63 +189,152 @@ def render_sheet(
     unknown = set(fields) - set(FIELDS)
     if unknown:
         raise ValueError(f"unknown sheet field(s): {', '.join(sorted(unknown))}")
+    return _compose(info, encode(info, key), paper, template, fields, None)
+
+
+def _compose(
+    info: SheetInfo,
+    text: str,
+    paper: str,
+    template: templates.Template | None,
+    fields: tuple[str, ...],
+    printed: templates.Printed | None,
+) -> Image.Image:
+    """The sheet whose code reads `text`; with `printed`, where each printed element went (not the ruled lines)."""
     width_in, height_in = PAPER_INCHES[paper]
     width, height = round(width_in * DPI), round(height_in * DPI)
     page = Image.new("1", (width, height), 1)
     draw = ImageDraw.Draw(page)
     margin = MARGIN
-    text = encode(info, key)
     qr = segno.make(text, error="m", micro=False)
     qr_img = _qr_image(qr, target=QR_TARGET)
     page.paste(qr_img, (QR_LEFT, margin))
+    if printed is not None:
+        printed.append(("code", (QR_LEFT, margin, QR_LEFT + qr_img.width, margin + qr_img.height)))
     big, small = templates.font(44), templates.font(30)
     day = info.session_date or "date: ____________"
     kind = "Psychotherapy note (kept separate)" if info.record_class == "psychotherapy" else "Progress note"
     sheet = "first sheet" if info.sheet == 1 else f"continuation sheet {info.sheet}"
-    draw.text((margin, margin), f"Client {info.client_code}", font=big, fill=0)
-    draw.text((margin, margin + 70), f"Session {day}", font=big, fill=0)
-    draw.text((margin, margin + 140), f"{kind} · {sheet}", font=small, fill=0)
-    draw.text((margin, margin + 190), f"archive {info.archive8} · do not write over the code", font=small, fill=0)
+    templates.text_at(draw, (margin, margin), f"Client {info.client_code}", big, printed, "header")
+    if info.session_date:
+        templates.text_at(draw, (margin, margin + 70), f"Session {day}", big, printed, "header")
+    else:  # the blank is where the date is written by hand: only the words are printed text
+        draw.text((margin, margin + 70), f"Session {day}", font=big, fill=0)
+        templates.text_at(draw, (margin, margin + 70), "Session date:", big, printed, "header")
+    templates.text_at(draw, (margin, margin + 140), f"{kind} · {sheet}", small, printed, "header")
+    templates.text_at(
+        draw, (margin, margin + 190), f"archive {info.archive8} · do not write over the code", small, printed, "header"
+    )
     if info.sheet == 1:
-        _session_fields(draw, margin + 70 + big.getmetrics()[0], fields)
+        _session_fields(draw, margin + 70 + big.getmetrics()[0], fields, printed)
     top = content_top(text)
     bottom = writing_bottom(paper, "signature" in fields)
     if template is not None:
         title, face = templates.fitted(template.title, QR_LEFT - margin - 40)
-        draw.text((margin, margin + 240), title, font=face, fill=0)
-        templates.draw(page, template, top, margin, bottom)
+        templates.text_at(draw, (margin, margin + 240), title, face, printed, "title")
+        templates.draw(page, template, top, margin, bottom, printed)
     else:
         for y in range(top, bottom + 1, templates.LINE_PITCH):
             draw.line((margin, y, width - margin - 1, y), fill=0, width=2)
     if "signature" in fields:
-        _write_in(draw, margin, height - margin - _SIGNATURE_UP, "Signature", 1100, small)
-    draw.text(
-        (margin, height - margin - 2), "scanarchive note sheet · scan the whole page", font=small, fill=0, anchor="ld"
+        _write_in(draw, margin, height - margin - _SIGNATURE_UP, "Signature", 1100, small, printed=printed)
+    templates.text_at(
+        draw,
+        (margin, height - margin - 2),
+        "scanarchive note sheet · scan the whole page",
+        small,
+        printed,
+        "footer",
+        anchor="ld",
     )
     return page
 
 
-def _session_fields(draw: ImageDraw.ImageDraw, baseline: int, fields: tuple[str, ...]) -> None:
+def _session_fields(
+    draw: ImageDraw.ImageDraw, baseline: int, fields: tuple[str, ...], printed: templates.Printed | None = None
+) -> None:
     """'Time ____  Length ____ min' on the session line, between the date and the code."""
     small = templates.font(30)
     x: float = MARGIN + 800
     for name, label, rule, unit in (("time", "Time", 240, ""), ("length", "Length", 130, "min")):
         if name in fields:
-            x = _write_in(draw, x, baseline, label, rule, small, unit) + 60
+            x = _write_in(draw, x, baseline, label, rule, small, unit, printed, name) + 60
 
 
 def _write_in(
-    draw: ImageDraw.ImageDraw, x: float, baseline: int, label: str, rule: int, face: templates.Font, unit: str = ""
+    draw: ImageDraw.ImageDraw,
+    x: float,
+    baseline: int,
+    label: str,
+    rule: int,
+    face: templates.Font,
+    unit: str = "",
+    printed: templates.Printed | None = None,
+    kind: str = "signature",
 ) -> float:
-    """A label and a line to write on, at `baseline`; the x where it ends."""
-    draw.text((x, baseline), label, font=face, fill=0, anchor="ls")
+    """A label and a line to write on, at `baseline`; the x where it ends. Only the words are recorded in
+    `printed`: the line is where the hand writes."""
+    templates.text_at(draw, (x, baseline), label, face, printed, kind, anchor="ls")
     x += face.getlength(label) + 14
     draw.line((x, baseline + 3, x + rule, baseline + 3), fill=0, width=2)
     x += rule
     if unit:
-        draw.text((x + 10, baseline), unit, font=face, fill=0, anchor="ls")
+        templates.text_at(draw, (x + 10, baseline), unit, face, printed, kind, anchor="ls")
         x += 10 + face.getlength(unit)
     return x
+
+
+@dataclass(frozen=True)
+class PrintedPart:
+    """One printed element of a sheet (text, a tick box, the code), in page px at 300 dpi."""
+
+    kind: (
+        str  # "code", "header", "title", "heading", "label", "box", "section", "time", "length", "signature", "footer"
+    )
+    box: templates.Rect
+    sure: bool  # on every sheet this code can be printed on; otherwise only on one paper size or with a field chosen
+    ink: tuple[
+        tuple[int, int], ...
+    ] = ()  # where it inks the paper (a sample): a part not sure is looked for on the scan
+
+
+UNSURE_KINDS = frozenset({"time", "length"})  # write-in fields the printer may have left out (--fields)
+_INK_SAMPLE = 120
+
+
+@functools.lru_cache(maxsize=32)
+def printed_parts(info: SheetInfo, text: str, template: templates.Template | None) -> tuple[PrintedPart, ...]:
+    """Everything printed on the sheet whose code reads `text` (ruled lines aside). The code does not say the
+    paper size or the fields chosen: a part printed the same on every paper (and not a chosen field) is sure;
+    the rest (the footer and signature, which sit by the paper's bottom edge; time and length) carry a sample
+    of their ink, so the caller masks one only where the scan shows it."""
+    renders = []
+    for paper in PAPER_INCHES:
+        parts: templates.Printed = []
+        image = _compose(info, text, paper, template, FIELDS, parts)
+        renders.append((image, parts))
+    everywhere = set.intersection(*(set(parts) for _, parts in renders))
+    found: list[PrintedPart] = []
+    seen: set[tuple[str, templates.Rect]] = set()
+    for image, parts in renders:
+        for part in parts:
+            if part in seen:
+                continue
+            seen.add(part)
+            kind, box = part
+            if part in everywhere and kind not in UNSURE_KINDS:
+                found.append(PrintedPart(kind, box, True))
+            else:
+                found.append(PrintedPart(kind, box, False, _ink(image, box)))
+    return tuple(found)
+
+
+def _ink(image: Image.Image, box: templates.Rect) -> tuple[tuple[int, int], ...]:
+    crop = image.crop(box).convert("L")
+    width = crop.width
+    points = [(box[0] + n % width, box[1] + n // width) for n, v in enumerate(crop.tobytes()) if not v]
+    step = max(1, len(points) // _INK_SAMPLE)
+    return tuple(points[::step])
 
 
 def note_sheets(

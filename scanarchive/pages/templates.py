@@ -217,31 +217,67 @@ def fitted(text: str, width: int, px: int = 30, bold: bool = False) -> tuple[str
     return text.rstrip() + "…", face
 
 
-def draw_text_middle(draw_: ImageDraw.ImageDraw, x: float, middle: float, text: str, face: Font) -> None:
+Rect = tuple[int, int, int, int]  # left, top, right, bottom: page px at 300 dpi
+Printed = list[tuple[str, Rect]]  # what a sheet prints besides its ruled lines: (kind, where), as drawn
+
+
+def text_at(
+    draw_: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    face: Font,
+    printed: Printed | None = None,
+    kind: str = "text",
+    anchor: str | None = None,
+) -> None:
+    """Printed text, and (with `printed`) where its ink went: masked before OCR, so only handwriting is indexed."""
+    draw_.text(xy, text, font=face, fill=0, anchor=anchor)
+    if printed is not None and text.strip():
+        left, top, right, bottom = draw_.textbbox(xy, text, font=face, anchor=anchor)
+        printed.append((kind, (math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom))))
+
+
+def draw_text_middle(
+    draw_: ImageDraw.ImageDraw,
+    x: float,
+    middle: float,
+    text: str,
+    face: Font,
+    printed: Printed | None = None,
+    kind: str = "text",
+) -> None:
     """Text whose lower-case letters are centred on `middle` (labels level with their box's centre)."""
     top, bottom = face.getbbox("x")[1], face.getbbox("x")[3]
-    draw_.text((x, middle - (top + bottom) / 2), text, font=face, fill=0)
+    text_at(draw_, (x, middle - (top + bottom) / 2), text, face, printed, kind)
 
 
-def draw(page: Image.Image, template: Template, top: int, margin: int, bottom: int) -> None:
+def _box(draw_: ImageDraw.ImageDraw, box: Placed, printed: Printed | None) -> None:
+    draw_.rectangle((box.x, box.y, box.x + BOX, box.y + BOX), outline=0, width=BORDER)
+    if printed is not None:  # the box and what is in it: a tick is read as a fact, never as a word
+        printed.append(("box", (box.x, box.y, box.x + BOX + 1, box.y + BOX + 1)))
+
+
+def draw(
+    page: Image.Image, template: Template, top: int, margin: int, bottom: int, printed: Printed | None = None
+) -> None:
     """Boxes, their labels, the row headings, and the sections' ruled writing space; no ruled line
-    goes lower than `bottom`."""
+    goes lower than `bottom`. With `printed`, every printed element (not the ruled lines) is recorded."""
     if template.layout == 1:
-        _draw_1(page, template, top, margin)
+        _draw_1(page, template, top, margin, printed)
         return
     draw_ = ImageDraw.Draw(page)
     placed, y = layout(template, top, margin)
     for n, (label, _) in enumerate(template.groups):
         text, face = fitted(label, HEADING_WIDTH_2, bold=True)
-        draw_text_middle(draw_, margin, top + n * ROW + BOX / 2, text, face)
+        draw_text_middle(draw_, margin, top + n * ROW + BOX / 2, text, face, printed, "heading")
     for box in placed:
-        draw_.rectangle((box.x, box.y, box.x + BOX, box.y + BOX), outline=0, width=BORDER)
+        _box(draw_, box, printed)
         text, face = fitted(box.label, LABEL_WIDTH_2)
-        draw_text_middle(draw_, box.x + BOX + LABEL_GAP_2, box.y + BOX / 2, text, face)
+        draw_text_middle(draw_, box.x + BOX + LABEL_GAP_2, box.y + BOX / 2, text, face, printed, "label")
     width = page.size[0]
     heading = font(40, bold=True)
     for section in template.sections:
-        draw_.text((margin, y), section.label, font=heading, fill=0)
+        text_at(draw_, (margin, y), section.label, heading, printed, "section")
         y += 40
         drawn = 0
         while (section.fill or drawn < section.lines) and y + LINE_PITCH <= bottom:
@@ -251,19 +287,19 @@ def draw(page: Image.Image, template: Template, top: int, margin: int, bottom: i
         y += 60
 
 
-def _draw_1(page: Image.Image, template: Template, top: int, margin: int) -> None:
+def _draw_1(page: Image.Image, template: Template, top: int, margin: int, printed: Printed | None = None) -> None:
     """Layout 1, exactly as its sheets were printed (frozen: these sheets are in drawers)."""
     big, small = font(44), font(30)
     draw_ = ImageDraw.Draw(page)
     placed, y = layout(template, top, margin)
     for n, (label, _) in enumerate(template.groups):
-        draw_.text((margin, top + n * ROW + 12), label, font=small, fill=0)
+        text_at(draw_, (margin, top + n * ROW + 12), label, small, printed, "heading")
     for box in placed:
-        draw_.rectangle((box.x, box.y, box.x + BOX, box.y + BOX), outline=0, width=BORDER)
-        draw_.text((box.x + BOX + LABEL_GAP, box.y + 12), box.label, font=small, fill=0)
+        _box(draw_, box, printed)
+        text_at(draw_, (box.x + BOX + LABEL_GAP, box.y + 12), box.label, small, printed, "label")
     width, height = page.size
     for section in template.sections:
-        draw_.text((margin, y), section.label, font=big, fill=0)
+        text_at(draw_, (margin, y), section.label, big, printed, "section")
         y += 80
         for _ in range(section.lines):
             y += LINE_PITCH_1
