@@ -46,7 +46,7 @@ def test_missing_file_and_folder(archive_dir: Path, tmp_path: Path, capsys: pyte
     run = cli(capsys, "--archive", archive_dir, "ingest", tmp_path / "nope.png")
     assert run.code == InputRejected.exit_code and "does not exist" in run.err
     run = cli(capsys, "--archive", archive_dir, "ingest", tmp_path)
-    assert run.code == InputRejected.exit_code and "not a regular file" in run.err
+    assert run.code == InputRejected.exit_code and "is a folder, not a scan file" in run.err
 
 
 def test_symlink_is_refused(

@@ -33,10 +33,9 @@ from scanarchive.cli.common import tick_boxes
 from scanarchive.demo import synth
 from scanarchive.errors import RecordNotFound, UsageError
 from scanarchive.ingest import pipeline
-from scanarchive.ocr import document, engine
 from scanarchive.pages import sheets, templates
 from scanarchive.retention import clients
-from tests.kits.helpers import Run, cli, render_note
+from tests.kits.helpers import Run, cli, fake_ocr, render_note
 
 PASSPHRASE = "the passphrase of the daily use tests 9"
 TICKED = {"risk.si_denied", "topic.sleep"}
@@ -50,23 +49,11 @@ class Notes:
     c7: str  # C-0007's note, 2026-02-02
 
 
-def _fake_ocr(lines: list[str]) -> engine.PageRecogniser:
-    def recognise(number: int, source: engine.PageSource) -> document.PageText:
-        words = [
-            document.Word(w, 95.0, (10 * i, 10 * n, 10, 10), (1, 1, n))
-            for n, line in enumerate(lines)
-            for i, w in enumerate(line.split())
-        ]
-        return document.PageText(number, "ok", "", "test", words)
-
-    return recognise
-
-
 def _note(archive: Archive, folder: Path, seed: int, client: str, day: str) -> str:
     image, lines = render_note(seed=seed, sentences=2, height_in=3.0)
     path = folder / f"scan-{seed}.png"
     image.save(path, dpi=(300, 300))
-    result = pipeline.ingest_file(archive, path, client=client, session_date=day, recogniser=_fake_ocr(lines))
+    result = pipeline.ingest_file(archive, path, client=client, session_date=day, recogniser=fake_ocr(lines))
     return result.records[0].record_id
 
 
@@ -83,7 +70,7 @@ def _ticked_sheet(archive: Archive, folder: Path, client: str, day: str) -> str:
         synth.draw_mark(draw, box.x, box.y, templates.BOX, "cross" if box.key in TICKED else "none", rng)
     path = folder / "sheet.png"
     page.save(path, dpi=(300, 300))
-    result = pipeline.ingest_file(archive, path, recogniser=_fake_ocr(["slept", "better", "this", "week"]))
+    result = pipeline.ingest_file(archive, path, recogniser=fake_ocr(["slept", "better", "this", "week"]))
     (outcome,) = result.records
     assert (outcome.client_code, outcome.session_date) == (client, day), "filed by the sheet's code"
     return outcome.record_id

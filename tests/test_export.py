@@ -26,8 +26,7 @@ from scanarchive.cli import export_cmds
 from scanarchive.crypto import exportfile, keys
 from scanarchive.errors import IntegrityError, RecordNotFound, UsageError, WrongPassphrase
 from scanarchive.ingest import pipeline
-from scanarchive.ocr import document, engine
-from tests.kits.helpers import find_plaintext, note_words, render_note
+from tests.kits.helpers import fake_ocr, find_plaintext, note_words, render_note
 
 ARCHIVE_PASSPHRASE = "the archive passphrase of the export tests"
 EXPORT_PASSPHRASE = "a different passphrase for the recipient 7"
@@ -44,18 +43,6 @@ class Ingested:
     words: set[str]  # >= 5-letter words of C-1's notes
 
 
-def _fake_ocr(lines: list[str]) -> engine.PageRecogniser:
-    def recognise(number: int, source: engine.PageSource) -> document.PageText:
-        words = [
-            document.Word(w, 95.0, (10 * i, 10 * n, 10, 10), (1, 1, n))
-            for n, line in enumerate(lines)
-            for i, w in enumerate(line.split())
-        ]
-        return document.PageText(number, "ok", "", "test", words)
-
-    return recognise
-
-
 def _ingest(
     archive: Archive, folder: Path, seed: int, client: str, day: str, record_class: str
 ) -> tuple[str, list[str]]:
@@ -63,7 +50,7 @@ def _ingest(
     path = folder / f"scan-{seed}.png"
     image.save(path, dpi=(300, 300))
     result = pipeline.ingest_file(
-        archive, path, client=client, session_date=day, record_class=record_class, recogniser=_fake_ocr(lines)
+        archive, path, client=client, session_date=day, record_class=record_class, recogniser=fake_ocr(lines)
     )
     (outcome,) = result.records
     assert (outcome.client_code, outcome.session_date, outcome.record_class) == (client, day, record_class)

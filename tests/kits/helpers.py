@@ -17,6 +17,7 @@ from PIL import Image
 
 from scanarchive.cli.main import main
 from scanarchive.demo import synth
+from scanarchive.ocr import document, engine
 
 
 @dataclass
@@ -132,3 +133,32 @@ def ingest_docs(out: str, *, strict: bool = True) -> list[dict[str, Any]]:
 def record_ids_from_json(out: str) -> list[str]:
     """The record ids an `ingest --json` reported (archived or already archived), file by file, in order."""
     return [record["id"] for doc in ingest_docs(out) for record in doc["records"]]
+
+
+def fake_ocr(lines: list[str]) -> engine.PageRecogniser:
+    """A recogniser that "reads" exactly `lines` on every page, each word with a box of its own: for tests that
+    need known words in the index without running the OCR engines."""
+
+    def recognise(number: int, source: engine.PageSource) -> document.PageText:
+        words = [
+            document.Word(w, 95.0, (10 * i, 10 * n, 10, 10), (1, 1, n))
+            for n, line in enumerate(lines)
+            for i, w in enumerate(line.split())
+        ]
+        return document.PageText(number, "ok", "", "test", words)
+
+    return recognise
+
+
+def print_sheet(archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str | Path) -> Image.Image:
+    """`scanarchive sheets ARGS` printed to a PDF, and that PDF's first page rendered at 300 dpi as a printer would
+    put it on paper (greyscale)."""
+    out = tmp_path / f"sheet-{os.urandom(4).hex()}.pdf"
+    run = cli(capsys, "--archive", archive, "sheets", *args, "-o", out)
+    assert run.code == 0, run.err
+    subprocess.run(
+        ["pdftoppm", "-r", "300", "-gray", "-png", "-singlefile", str(out), str(tmp_path / "pg")], check=True
+    )
+    page = Image.open(tmp_path / "pg.png").convert("L")
+    page.load()
+    return page
