@@ -12,6 +12,7 @@ import io
 import random
 import shlex
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -184,7 +185,19 @@ def run(folder: Path, cli: Callable[[Sequence[str]], int], echo: Callable[[str],
     step("Status", "--archive", str(archive), "status")
     echo("")
     echo("Try it yourself:")
-    echo(f"  .venv/bin/scanarchive --archive {archive} search WORD --passphrase-file {secret}")
-    echo(f"  .venv/bin/scanarchive --archive {archive} show RECORD-ID -o note.pdf --passphrase-file {secret}")
+    command = _command()
+    echo(f"  {command} --archive {archive} search WORD --passphrase-file {secret}")
+    echo(f"  {command} --archive {archive} show RECORD-ID -o note.pdf --passphrase-file {secret}")
     echo(f"Delete the demo with: rm -r {folder}")
     return 0
+
+
+def _command() -> str:
+    """How to run this very scanarchive: the installed command, as the shell finds it, when that is this one;
+    else its full path (a checkout's .venv/bin, an install's own venv)."""
+    here = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    found = shutil.which("scanarchive")
+    if found and here is not None and Path(found).resolve() == here:
+        return "scanarchive"
+    beside = Path(sys.executable).parent / "scanarchive"
+    return shlex.quote(str(beside)) if beside.is_file() else f"{shlex.quote(sys.executable)} -m scanarchive"
