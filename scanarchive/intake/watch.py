@@ -30,7 +30,7 @@ from scanarchive.clock import now_utc
 from scanarchive.errors import EngineMissing, InputRejected, IntegrityError, ScanarchiveError, TransientError
 from scanarchive.fsio import open_regular, read_fd, write_new_in
 from scanarchive.ingest import analyse
-from scanarchive.ingest.pipeline import ingest_file
+from scanarchive.ingest.pipeline import IngestResult, OnStep, Step, ingest_file
 from scanarchive.intake import quarantine as intake_quarantine
 from scanarchive.intake.claim import Claim, Journal
 from scanarchive.intake.lock import WatchLock
@@ -60,6 +60,9 @@ UNEXPECTED_ATTEMPTS = 3
 # the quarantine (or put aside unread) and audited, only without a note of its own.
 NOTE_BUDGET = 20
 NOTE_WINDOW = 600.0
+
+# With -v, a long OCR stage says how far it has got at most this often (seconds).
+OCR_PROGRESS_EVERY = 30.0
 
 
 @dataclass
@@ -105,8 +108,48 @@ def _say_parser_sandbox() -> None:
         )
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def stage_logger(claim_id: str) -> OnStep:
+    """For `watch -v`: one INFO line per stage of one claimed scan, with its time. The claim's id, the stage's
+    name, seconds and counts only: never the file's name, a client code or a word of the notes."""
+    lock = threading.Lock()  # an analysis in this process reports OCR'd pages from several threads
+    last = 0.0
+
+    def say(step: Step) -> None:
+        nonlocal last
+        with lock:
+            if step.stage == "ocr":
+                if step.done == 0:
+                    last = time.monotonic()
+                    log.info("claim %s: ocr of %s begins", claim_id, _count(step.total, "page"))
+                elif step.done >= step.total:
+                    log.info("claim %s: ocr %.2f s (%s)", claim_id, step.seconds, _count(step.total, "page"))
+                elif time.monotonic() - last >= OCR_PROGRESS_EVERY:
+                    last = time.monotonic()
+                    log.info("claim %s: ocr %d of %d pages, %.0f s", claim_id, step.done, step.total, step.seconds)
+                return
+            pages, records = _count(step.total, "page"), _count(step.done, "record")
+            counts = {
+                "check": pages,
+                "look": pages,
+                "identify": records,
+                "duplicate": f"{records} already archived",
+                "build": _count(step.done, "PDF"),
+                "seal": records,
+                "catalog": records,
+                "verify": f"{records} read back",
+            }.get(step.stage, "")
+            log.info("claim %s: %s %.2f s%s", claim_id, step.stage, step.seconds, f" ({counts})" if counts else "")
+
+    return say
+
+
 class Watcher:
-    def __init__(self, archive: Archive, drop: Path) -> None:
+    def __init__(self, archive: Archive, drop: Path, *, stage_times: bool = False) -> None:
+        """`stage_times` (watch -v): log each stage of each scan with its time (see :func:`stage_logger`)."""
         self.archive = archive
         self.drop = check_folders(archive.root, drop)
         self.settings = archive.config.drop
@@ -117,13 +160,21 @@ class Watcher:
         self._note_problem = ""  # why failed/ is not used, logged once
         self.settler = Settler(self.settings.settle_seconds)
         self.wake = threading.Event()
-        self.stopping = False
+        # Set by stop() (SIGTERM/SIGINT): a scan still being analysed is abandoned at once (its reader is
+        # killed, nothing is written, it stays claimed in journal/ for the next start); one being sealed is
+        # finished first (seconds).
+        self.stop_event = threading.Event()
+        self.stage_times = stage_times
         self.tally = Tally()
 
     # --- the loop ---------------------------------------------------------------
 
+    @property
+    def stopping(self) -> bool:
+        return self.stop_event.is_set()
+
     def stop(self, *_: object) -> None:
-        self.stopping = True
+        self.stop_event.set()
         self.wake.set()
 
     def run(self, *, once: bool = False) -> Tally:
@@ -145,7 +196,12 @@ class Watcher:
             signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("stopping (signal %d); work in progress is journalled", signum)
+        if not self.stopping:
+            log.info(
+                "stopping (signal %d): a scan being read is left in the journal for the next start, "
+                "one being sealed is finished first",
+                signum,
+            )
         self.stop()
 
     def _run_once(self) -> None:
@@ -250,63 +306,84 @@ class Watcher:
     def process(self, claim: Claim) -> None:
         """One claimed scan to a record, the quarantine, or a later retry. Never raises."""
         path = self.journal.path_of(claim)
+        if claim.state == "quarantining":  # last_error holds the rejection reason (see _quarantine)
+            self._quarantine(claim, path, claim.last_error or "the scan was being quarantined")
+            return
         started = time.perf_counter()
         try:
-            if claim.state == "quarantining":  # last_error holds the rejection reason (see _quarantine)
-                raise InputRejected(claim.last_error or "the scan was being quarantined")
             result = ingest_file(
                 self.archive,
                 path,
                 retry_if_ocr_timed_out=claim.attempts + 1 < self.settings.ocr_timeout_attempts,
                 source_name=claim.source_name,
                 announce=lambda done: self._audit("ingest", **done.audit_fields(), item=claim.claim_id),
+                on_step=stage_logger(claim.claim_id) if self.stage_times else None,
+                stop=self.stop_event,
             )
-        except InputRejected as exc:
-            self._quarantine(claim, path, exc.message)
-            return
-        except analyse.ParserCrashed as exc:  # the file may be what kills the reader: retried, then quarantined
-            if claim.attempts + 1 >= UNEXPECTED_ATTEMPTS:
-                self._quarantine(
-                    claim,
-                    path,
-                    f"{exc.message} ({claim.attempts + 1} times); it is kept sealed in the quarantine: try "
-                    "'scanarchive failed retry' after an update",
-                )
-            else:
-                self._defer(claim, exc.message)
-            return
-        except (TransientError, EngineMissing, IntegrityError) as exc:
-            self._defer(claim, exc.message)
-            return
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                self._defer(claim, "the disk holding the archive is full")
-            else:
-                self._defer(claim, f"a file error ({exc.strerror})")
-            return
-        except ScanarchiveError as exc:
-            self._defer(claim, exc.message)
-            return
         except Exception as exc:  # a bug must not stop the watcher or lose the scan
-            # Type only: a library's exception text can quote the bytes it choked on.
-            log.error("claim %s: unexpected %s", claim.claim_id, type(exc).__name__)
-            log.debug("details of the unexpected error", exc_info=True)
-            if claim.attempts + 1 >= UNEXPECTED_ATTEMPTS:  # not transient: never retried for ever
-                self._quarantine(
-                    claim,
-                    path,
-                    f"scanarchive could not process this file (an internal error, {type(exc).__name__}); it is "
-                    "kept sealed in the quarantine: please report it, and try 'scanarchive failed retry' after an update",
-                )
+            # Stopping: errors.Interrupted (the stop event), or whatever went wrong may be the stop itself
+            # (systemd's SIGTERM reaches the scan reader and its engines too, which then die mid-page). Never
+            # counted against the scan, never quarantined for it: it stays claimed as it is, and the next start
+            # reads it again.
+            if self.stopping:
+                self._left_for_next_start(claim)
             else:
-                self._defer(claim, f"unexpected {type(exc).__name__}")
+                self._failed(claim, path, exc)
             return
+        self._archived(claim, result, time.perf_counter() - started)
+
+    def _left_for_next_start(self, claim: Claim) -> None:
+        """Stopped before the scan was sealed: nothing of it was written and its journal row is left as it was
+        (no attempt counted), so the next start's recovery takes it up again."""
+        log.info(
+            "claim %s: stopped before it was sealed; it stays in the journal and is archived on the next start",
+            claim.claim_id,
+        )
+
+    def _failed(self, claim: Claim, path: Path, exc: Exception) -> None:
+        """What ingest_file raised: to the quarantine, or a later retry. Never raises."""
+        match exc:
+            case InputRejected():
+                self._quarantine(claim, path, exc.message)
+            case analyse.ParserCrashed():  # the file may be what kills the reader: retried, then quarantined
+                if claim.attempts + 1 >= UNEXPECTED_ATTEMPTS:
+                    self._quarantine(
+                        claim,
+                        path,
+                        f"{exc.message} ({claim.attempts + 1} times); it is kept sealed in the quarantine: try "
+                        "'scanarchive failed retry' after an update",
+                    )
+                else:
+                    self._defer(claim, exc.message)
+            case TransientError() | EngineMissing() | IntegrityError():
+                self._defer(claim, exc.message)
+            case OSError() if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                self._defer(claim, "the disk holding the archive is full")
+            case OSError():
+                self._defer(claim, f"a file error ({exc.strerror})")
+            case ScanarchiveError():
+                self._defer(claim, exc.message)
+            case _:
+                # Type only: a library's exception text can quote the bytes it choked on.
+                log.error("claim %s: unexpected %s", claim.claim_id, type(exc).__name__)
+                log.debug("details of the unexpected error", exc_info=exc)
+                if claim.attempts + 1 >= UNEXPECTED_ATTEMPTS:  # not transient: never retried for ever
+                    self._quarantine(
+                        claim,
+                        path,
+                        f"scanarchive could not process this file (an internal error, {type(exc).__name__}); it "
+                        "is kept sealed in the quarantine: please report it, and try 'scanarchive failed retry' "
+                        "after an update",
+                    )
+                else:
+                    self._defer(claim, f"unexpected {type(exc).__name__}")
+
+    def _archived(self, claim: Claim, result: IngestResult, seconds: float) -> None:
         self.journal.finish(claim)
         if result.duplicate:
             self.tally.duplicates += 1
             log.info("claim %s: already archived as record %s; no second record", claim.claim_id, result.record_id)
         else:
-            seconds = time.perf_counter() - started
             for outcome in result.records:
                 self.tally.archived += 1
                 self.tally.record_ids.append(outcome.record_id)
