@@ -61,6 +61,8 @@ def read_paths() -> list[str]:
     tessdata = os.environ.get("TESSDATA_PREFIX")
     if tessdata:
         paths.append(tessdata)
+    models = os.environ.get("SCANARCHIVE_RAPIDOCR_MODELS", "")  # other RapidOCR models (bench/recall_real.py)
+    paths += [os.path.dirname(os.path.abspath(p)) for p in models.split(os.pathsep) if p.strip()]
     resolved = paths + [os.path.realpath(p) for p in paths]
     return sorted(set(resolved))
 

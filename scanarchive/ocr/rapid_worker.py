@@ -14,6 +14,11 @@ and when the resident size is still above the budget given as the first
 argument (MB) the answer carries ``"retire": true`` and the worker exits, so
 the pool starts a fresh one: a worker's memory stays bounded however many
 pages, and page shapes, it sees.
+
+Evaluation only (``rapidocr.MODELS_ENV``): arguments 2-4, when given, are a
+detection model, a recognition model and its keys file that replace RapidOCR's
+own (its ``det_model_path`` / ``rec_model_path`` / ``rec_keys_path``); the
+parent has checked that they exist. Without them nothing changes.
 """
 
 from __future__ import annotations
@@ -89,6 +94,12 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
 
 def main() -> int:
     budget = int(sys.argv[1]) * 1_000_000 if len(sys.argv) > 1 and sys.argv[1].isdigit() else 0
+    models: dict[str, str] = {}
+    if len(sys.argv) == 5:  # other models (evaluation only): detection, recognition, keys
+        models = dict(zip(("det_model_path", "rec_model_path", "rec_keys_path"), sys.argv[2:5], strict=True))
+    elif len(sys.argv) > 2:
+        _answer(sys.stdout.buffer, {"error": "UsageError"})
+        return 2
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing a library prints may corrupt the answer stream
     protect_process()  # it holds page images and their text: no core dump, no same-user /proc/PID/mem
@@ -109,6 +120,7 @@ def main() -> int:
         det_limit_side_len=960,  # text detection needs no more; recognition still reads full-resolution crops
         det_limit_type="max",
         rec_batch_num=1,  # batches pad every line to the widest: more memory and, on handwriting, more time
+        **models,
     )
     trim = _malloc_trim()
     _answer(stdout, {"ready": True})

@@ -10,6 +10,17 @@ write nothing to disk, and exit when their parent does (end of input).
 
 If the package is not installed, :func:`available` is false and the archive
 works with Tesseract alone (``status`` says recall is reduced).
+
+Evaluation only: the environment variable ``SCANARCHIVE_RAPIDOCR_MODELS``
+(:data:`MODELS_ENV`) swaps RapidOCR's own models for other PaddleOCR-format
+ONNX files, given as three paths joined by ``os.pathsep``:
+``DETECTION.onnx:RECOGNITION.onnx:KEYS.txt`` (passed to RapidOCR's
+``det_model_path`` / ``rec_model_path`` / ``rec_keys_path``). It exists so that
+``bench/recall_real.py`` can measure a candidate engine (PP-OCRv5) through the
+real pipeline; it is not a product setting and nothing in the product sets it.
+A value that is malformed or names a missing file stops the ingest before any
+page with :class:`ConfigError`; unset, nothing changes. Pages read with other
+models say so in their engine name (``rapidocr 1.4.4 (models det …, rec …)``).
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -33,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scanarchive import sandbox, tempdir
+from scanarchive.errors import ConfigError
 from scanarchive.ocr.engine import OcrFailed
 
 NAME = "rapidocr"
@@ -45,6 +58,7 @@ START_TIMEOUT = 120.0  # loading the models; not counted against a page's timeou
 # one costs ~1 s of loading. The page limit stays as a second bound.
 PAGES_PER_WORKER = 40
 WORKER_RSS_MB = 250
+MODELS_ENV = "SCANARCHIVE_RAPIDOCR_MODELS"  # evaluation only (bench/recall_real.py); see the module's docstring
 
 
 @dataclass(frozen=True)
@@ -62,16 +76,74 @@ def available() -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=1)
-def version() -> str:
+@dataclass(frozen=True)
+class Models:
+    """Other ONNX models for RapidOCR (evaluation only, from :data:`MODELS_ENV`)."""
+
+    det: str
+    rec: str
+    keys: str
+
+    def argv(self) -> list[str]:
+        return [self.det, self.rec, self.keys]
+
+
+def custom_models() -> Models | None:
+    """The models named by :data:`MODELS_ENV`, checked; None when it is unset or empty (RapidOCR's own)."""
+    value = os.environ.get(MODELS_ENV, "").strip()
+    if not value:
+        return None
+    hint = (
+        f"{MODELS_ENV} is for benchmarks only: unset it to use RapidOCR's own models, or give three files joined "
+        f"by '{os.pathsep}': detection .onnx, recognition .onnx, keys .txt"
+    )
+    parts = value.split(os.pathsep)
+    if len(parts) != 3 or not all(parts):
+        raise ConfigError(f"{MODELS_ENV} should name 3 files, it names {len([p for p in parts if p])}", hint=hint)
+    for what, path, suffix in zip(
+        ("detection model", "recognition model", "keys file"), parts, (".onnx", ".onnx", ".txt"), strict=True
+    ):
+        if not os.path.isfile(path):
+            raise ConfigError(f"{MODELS_ENV}: the {what} {path} does not exist or is not a file", hint=hint)
+        if not path.endswith(suffix):
+            raise ConfigError(f"{MODELS_ENV}: the {what} {path} should end in {suffix}", hint=hint)
+        try:
+            open(path, "rb").close()  # only whether it can be opened here
+        except OSError as exc:  # e.g. outside the folders the OCR sandbox may read (ingest/parser.py read_paths)
+            raise ConfigError(
+                f"{MODELS_ENV}: the {what} {path} cannot be read by the OCR ({exc.strerror or type(exc).__name__})",
+                hint=f"Put the files in a folder the OCR sandbox may read (Python's import path, e.g. PYTHONPATH). {hint}",
+            ) from None
+    return Models(*(os.path.abspath(p) for p in parts))
+
+
+@functools.lru_cache(maxsize=4)
+def _fingerprint(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=4)
+def _version(models: Models | None) -> str:
     try:
-        return f"rapidocr {importlib.metadata.version(DISTRIBUTION)}"
+        name = f"rapidocr {importlib.metadata.version(DISTRIBUTION)}"
     except importlib.metadata.PackageNotFoundError:
-        return "rapidocr (unknown version)"
+        name = "rapidocr (unknown version)"
+    if models is None:
+        return name
+    return f"{name} (models det {_fingerprint(models.det)}, rec {_fingerprint(models.rec)})"
+
+
+def version() -> str:
+    """The engine's name as recorded with each page it read; with other models, their sha256 prefixes."""
+    return _version(custom_models())
 
 
 class _Worker:
-    def __init__(self, workdir: str) -> None:
+    def __init__(self, workdir: str, models: Models | None = None) -> None:
         env = sandbox.engine_env(  # telemetry off; HOME, caches and TMPDIR in the private workdir
             workdir,
             OMP_NUM_THREADS="1",
@@ -79,7 +151,10 @@ class _Worker:
             MALLOC_ARENA_MAX="2",  # one page at a time: more malloc arenas only hold on to freed memory
         )
         self.proc = subprocess.Popen(
-            sandbox.wrap([sys.executable, "-m", "scanarchive.ocr.rapid_worker", str(WORKER_RSS_MB)]),  # no network
+            sandbox.wrap(  # no network
+                [sys.executable, "-m", "scanarchive.ocr.rapid_worker", str(WORKER_RSS_MB)]
+                + (models.argv() if models else [])
+            ),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # library chatter only; never shown, never logged
@@ -92,9 +167,13 @@ class _Worker:
         self.retiring = False  # the worker said it is above its memory budget and exits after this answer
         try:
             answer = self._read_line(time.monotonic() + START_TIMEOUT)
-        except OcrFailed:
+        except OcrFailed as exc:
             self.kill()
-            raise OcrFailed(f"RapidOCR did not start within {START_TIMEOUT:.0f} s") from None
+            if exc.timed_out:
+                raise OcrFailed(f"RapidOCR did not start within {START_TIMEOUT:.0f} s", timed_out=True) from None
+            raise OcrFailed(
+                "RapidOCR could not be started" + (" with the models in " + MODELS_ENV if models else "")
+            ) from None
         if answer.get("ready") is not True:
             self.kill()
             raise OcrFailed("RapidOCR could not be started")
@@ -167,7 +246,8 @@ class _Worker:
 class Pool:
     """At most `size` workers; a caller waits for a free one. Workers are kept between pages and files."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, models: Models | None = None) -> None:
+        self.models = models
         self._free: list[_Worker] = []
         self._slots = threading.BoundedSemaphore(max(1, size))
         self._lock = threading.Lock()
@@ -181,7 +261,7 @@ class Pool:
                     self._workdir = tempfile.mkdtemp(prefix="scanarchive-rapidocr-", dir=tempdir._parent())
                 workdir = self._workdir
             if worker is None or worker.proc.poll() is not None:
-                worker = _Worker(workdir)
+                worker = _Worker(workdir, self.models)
             try:
                 lines = worker.ask(png, timeout)
             except BaseException:
@@ -205,16 +285,18 @@ class Pool:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-_pools: dict[int, Pool] = {}
+_pools: dict[tuple[int, Models | None], Pool] = {}
 _pools_lock = threading.Lock()
 
 
 def pool(size: int) -> Pool:
-    """The process-wide pool of `size` workers (the watcher keeps its workers from scan to scan)."""
+    """The process-wide pool of `size` workers (the watcher keeps its workers from scan to scan).
+    Raises ConfigError, before any page, when :data:`MODELS_ENV` is set wrong."""
+    models = custom_models()
     with _pools_lock:
-        if size not in _pools:
-            _pools[size] = Pool(size)
-        return _pools[size]
+        if (size, models) not in _pools:
+            _pools[(size, models)] = Pool(size, models)
+        return _pools[(size, models)]
 
 
 @atexit.register

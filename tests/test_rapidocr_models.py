@@ -1,0 +1,102 @@
+"""RapidOCR's evaluation-only model swap (SCANARCHIVE_RAPIDOCR_MODELS, used by bench/recall_real.py):
+unset, nothing changes; set wrong, the ingest stops before any page with a plain ConfigError and the scan is kept."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from scanarchive.errors import ConfigError
+from scanarchive.ocr import rapidocr
+from scanarchive.ocr.engine import OcrFailed
+from tests.kits.helpers import cli, render_note
+
+needs_rapidocr = pytest.mark.skipif(not rapidocr.available(), reason="rapidocr-onnxruntime is not installed")
+
+
+def models_in(folder: Path, det: bytes = b"det", rec: bytes = b"rec") -> str:
+    folder.mkdir(exist_ok=True)
+    (folder / "det.onnx").write_bytes(det)
+    (folder / "rec.onnx").write_bytes(rec)
+    (folder / "keys.txt").write_text("a\nb\n")
+    return os.pathsep.join(str(folder / n) for n in ("det.onnx", "rec.onnx", "keys.txt"))
+
+
+def test_unset_or_empty_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(rapidocr.MODELS_ENV, raising=False)
+    assert rapidocr.custom_models() is None
+    expected = f"rapidocr {importlib.metadata.version(rapidocr.DISTRIBUTION)}" if rapidocr.available() else None
+    if expected:
+        assert rapidocr.version() == expected, "the engine name recorded with each page is unchanged"
+    assert rapidocr.pool(1).models is None, "RapidOCR's own models"
+    monkeypatch.setenv(rapidocr.MODELS_ENV, "  ")
+    assert rapidocr.custom_models() is None
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("only-one.onnx", "should name 3 files, it names 1"),
+        (f"a.onnx{os.pathsep}{os.pathsep}k.txt", "should name 3 files, it names 2"),
+        (f"/no/such/det.onnx{os.pathsep}/no/rec.onnx{os.pathsep}/no/k.txt", "/no/such/det.onnx does not exist"),
+    ],
+)
+def test_a_malformed_value_or_missing_file_is_refused(monkeypatch: pytest.MonkeyPatch, value: str, says: str) -> None:
+    monkeypatch.setenv(rapidocr.MODELS_ENV, value)
+    with pytest.raises(ConfigError) as caught:
+        rapidocr.pool(1)
+    assert rapidocr.MODELS_ENV in caught.value.message and says in caught.value.message
+    assert "unset it" in caught.value.hint
+
+
+def test_files_in_the_wrong_order_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    det, rec, keys = models_in(tmp_path / "m").split(os.pathsep)
+    monkeypatch.setenv(rapidocr.MODELS_ENV, os.pathsep.join([keys, rec, det]))
+    with pytest.raises(ConfigError, match=r"the detection model .*keys\.txt should end in \.onnx"):
+        rapidocr.custom_models()
+
+
+def test_pages_read_with_other_models_say_which(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(rapidocr.MODELS_ENV, models_in(tmp_path / "m", det=b"detection", rec=b"recognition"))
+    models = rapidocr.custom_models()
+    assert models is not None and models.det == str(tmp_path / "m" / "det.onnx")
+    name = rapidocr.version()
+    assert hashlib.sha256(b"detection").hexdigest()[:12] in name
+    assert hashlib.sha256(b"recognition").hexdigest()[:12] in name
+    assert rapidocr.pool(1).models == models, "a pool of its own, not the default engine's"
+
+
+@needs_rapidocr
+def test_ingest_stops_before_any_page_and_keeps_the_scan(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    archive_dir: Path,
+    small_scan: Path,
+) -> None:
+    missing = os.pathsep.join(["/no/such/det.onnx", "/no/such/rec.onnx", "/no/such/keys.txt"])
+    monkeypatch.setenv(rapidocr.MODELS_ENV, missing)
+    run = cli(capsys, "--archive", archive_dir, "ingest", small_scan)
+    assert run.code == ConfigError.exit_code, run.err
+    assert f"{rapidocr.MODELS_ENV}: the detection model /no/such/det.onnx does not exist" in run.err
+    assert small_scan.exists(), "never lose a note: the scan stays where it was"
+
+
+@needs_rapidocr
+def test_models_that_are_not_onnx_fail_to_start_plainly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(rapidocr.MODELS_ENV, models_in(tmp_path / "m"))
+    models = rapidocr.custom_models()
+    image, _ = render_note(seed=5, noise=0, sentences=1, height_in=2)
+    out = io.BytesIO()
+    image.convert("L").reduce(2).save(out, format="PNG")
+    pool = rapidocr.Pool(1, models)
+    try:
+        with pytest.raises(OcrFailed, match=f"could not be started with the models in {rapidocr.MODELS_ENV}") as caught:
+            pool.recognise(out.getvalue(), 60)
+        assert not caught.value.timed_out
+    finally:
+        pool.close()
