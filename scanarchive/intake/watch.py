@@ -131,17 +131,7 @@ def stage_logger(claim_id: str) -> OnStep:
                     last = time.monotonic()
                     log.info("claim %s: ocr %d of %d pages, %.0f s", claim_id, step.done, step.total, step.seconds)
                 return
-            pages, records = _count(step.total, "page"), _count(step.done, "record")
-            counts = {
-                "check": pages,
-                "look": pages,
-                "identify": records,
-                "duplicate": f"{records} already archived",
-                "build": _count(step.done, "PDF"),
-                "seal": records,
-                "catalog": records,
-                "verify": f"{records} read back",
-            }.get(step.stage, "")
+            counts = step.counts()
             log.info("claim %s: %s %.2f s%s", claim_id, step.stage, step.seconds, f" ({counts})" if counts else "")
 
     return say
