@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from tqdm import tqdm  # type: ignore[import-untyped]
 from tqdm.contrib.logging import logging_redirect_tqdm  # type: ignore[import-untyped]
 
+from scanarchive.ingest.analyse import plural
 from scanarchive.ingest.pipeline import Step
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class IngestProgress:
             if step.stage == "ocr":
                 self._ocr(where, f, step)
             elif step.stage == "check" and self.mode == "lines" and (self.total > 1 or f.pages > 1):
-                self._line(f"{where}: {_n(f.pages, 'page')}")
+                self._line(f"{where}: {plural(f.pages, 'page')}")
             if self._files_bar is not None:
                 self._files_bar.set_postfix_str(f"{f.name}: {step.stage}", refresh=True)
 
@@ -109,7 +110,7 @@ class IngestProgress:
             return
         if step.stage == "ocr":
             if step.done and step.done >= step.total:
-                log.info("%s: ocr %.2f s (%s)", where, step.seconds, _n(step.total, "page"))
+                log.info("%s: ocr %.2f s (%s)", where, step.seconds, plural(step.total, "page"))
             return
         counts = step.counts()
         log.info("%s: %s %.2f s%s", where, step.stage, step.seconds, f" ({counts})" if counts else "")
@@ -180,10 +181,6 @@ def _is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}{'s' if count != 1 else ''}"
 
 
 def _duration(seconds: float) -> str:

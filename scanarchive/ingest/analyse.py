@@ -162,21 +162,22 @@ class Step:
     def counts(self) -> str:
         """The counts in words, as a log line shows them after the stage's time ("" where it has none): for the
         stages after "identify", `done` counts records (or PDFs) and `total` pages."""
-        pages, records = _plural(self.total, "page"), _plural(self.done, "record")
+        pages, records = plural(self.total, "page"), plural(self.done, "record")
         return {
             "check": pages,
             "look": pages,
             "identify": records,
             "ocr": pages,
             "duplicate": f"{records} already archived",
-            "build": _plural(self.done, "PDF"),
+            "build": plural(self.done, "PDF"),
             "seal": records,
             "catalog": records,
             "verify": f"{records} read back",
         }.get(self.stage, "")
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
+    """'1 page', '2 pages': counts in the words progress lines and -v logs use."""
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 

@@ -108,10 +108,6 @@ def _say_parser_sandbox() -> None:
         )
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def stage_logger(claim_id: str) -> OnStep:
     """For `watch -v`: one INFO line per stage of one claimed scan, with its time. The claim's id, the stage's
     name, seconds and counts only: never the file's name, a client code or a word of the notes."""
@@ -124,9 +120,9 @@ def stage_logger(claim_id: str) -> OnStep:
             if step.stage == "ocr":
                 if step.done == 0:
                     last = time.monotonic()
-                    log.info("claim %s: ocr of %s begins", claim_id, _count(step.total, "page"))
+                    log.info("claim %s: ocr of %s begins", claim_id, analyse.plural(step.total, "page"))
                 elif step.done >= step.total:
-                    log.info("claim %s: ocr %.2f s (%s)", claim_id, step.seconds, _count(step.total, "page"))
+                    log.info("claim %s: ocr %.2f s (%s)", claim_id, step.seconds, analyse.plural(step.total, "page"))
                 elif time.monotonic() - last >= OCR_PROGRESS_EVERY:
                     last = time.monotonic()
                     log.info("claim %s: ocr %d of %d pages, %.0f s", claim_id, step.done, step.total, step.seconds)
