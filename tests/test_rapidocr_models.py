@@ -1,5 +1,6 @@
-"""RapidOCR's evaluation-only model swap (SCANARCHIVE_RAPIDOCR_MODELS, used by bench/recall_real.py):
-unset, nothing changes; set wrong, the ingest stops before any page with a plain ConfigError and the scan is kept."""
+"""RapidOCR's models: the PP-OCRv5 files shipped in the package, checked by sha256 before any page; and the
+evaluation-only swap (SCANARCHIVE_RAPIDOCR_MODELS, used by bench/recall_real.py): set wrong, the ingest stops
+before any page with a plain ConfigError and the scan is kept."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import hashlib
 import importlib.metadata
 import io
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,15 +30,60 @@ def models_in(folder: Path, det: bytes = b"det", rec: bytes = b"rec") -> str:
     return os.pathsep.join(str(folder / n) for n in ("det.onnx", "rec.onnx", "keys.txt"))
 
 
-def test_unset_or_empty_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True)
+def _fresh_checks() -> Iterator[None]:
+    """The shipped models are checked once per process: each test starts without that memory."""
+    rapidocr.shipped_models.cache_clear()
+    rapidocr._sha256.cache_clear()
+    yield
+    rapidocr.shipped_models.cache_clear()
+    rapidocr._sha256.cache_clear()
+
+
+def test_unset_or_empty_uses_the_shipped_pp_ocrv5_models(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(rapidocr.MODELS_ENV, raising=False)
-    assert rapidocr.custom_models() is None
-    expected = f"rapidocr {importlib.metadata.version(rapidocr.DISTRIBUTION)}" if rapidocr.available() else None
-    if expected:
-        assert rapidocr.version() == expected, "the engine name recorded with each page is unchanged"
-    assert rapidocr.pool(1).models is None, "RapidOCR's own models"
+    models = rapidocr.custom_models()
+    assert models is not None and models == rapidocr.shipped_models()
+    for path in models.argv():
+        name = Path(path).name
+        assert Path(path).parent == rapidocr.SHIPPED_DIR
+        assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == rapidocr.SHIPPED_SHA256[name], name
+    if rapidocr.available():
+        version = importlib.metadata.version(rapidocr.DISTRIBUTION)
+        assert rapidocr.version() == (
+            f"rapidocr {version} (models PP-OCRv5 mobile, det {rapidocr.SHIPPED_SHA256['det.onnx'][:12]}, "
+            f"rec {rapidocr.SHIPPED_SHA256['rec.onnx'][:12]})"
+        ), "each page records which models read it"
+    assert rapidocr.pool(1).models == models
     monkeypatch.setenv(rapidocr.MODELS_ENV, "  ")
+    assert rapidocr.custom_models() == models
+
+
+def test_the_models_in_rapidocrs_wheel_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(rapidocr.MODELS_ENV, rapidocr.BUILTIN)
     assert rapidocr.custom_models() is None
+    assert rapidocr.pool(1).models is None
+    if rapidocr.available():
+        assert rapidocr.version() == f"rapidocr {importlib.metadata.version(rapidocr.DISTRIBUTION)}"
+
+
+@pytest.mark.parametrize("name", sorted(rapidocr.SHIPPED_SHA256))
+def test_a_changed_shipped_model_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> None:
+    copy = tmp_path / "ppocrv5"
+    shutil.copytree(rapidocr.SHIPPED_DIR, copy)
+    data = bytearray((copy / name).read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit
+    (copy / name).write_bytes(bytes(data))
+    monkeypatch.setattr(rapidocr, "SHIPPED_DIR", copy)
+    monkeypatch.delenv(rapidocr.MODELS_ENV, raising=False)
+    with pytest.raises(ConfigError) as caught:
+        rapidocr.pool(1)
+    assert f"the OCR model file {name} that comes with scanarchive has been changed or damaged" in caught.value.message
+    assert "Reinstall" in caught.value.hint
+    (copy / name).unlink()
+    rapidocr.shipped_models.cache_clear()
+    with pytest.raises(ConfigError, match=f"the OCR model file {name} that comes with scanarchive is missing"):
+        rapidocr.custom_models()
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ import threading
 from typing import Any, BinaryIO
 
 from scanarchive import hardening, sandbox
+from scanarchive.ocr import rapidocr
 from scanarchive.pages import templates
 
 FSIZE_LIMIT = 1 << 30
@@ -61,8 +62,9 @@ def read_paths() -> list[str]:
     tessdata = os.environ.get("TESSDATA_PREFIX")
     if tessdata:
         paths.append(tessdata)
-    models = os.environ.get("SCANARCHIVE_RAPIDOCR_MODELS", "")  # other RapidOCR models (bench/recall_real.py)
-    paths += [os.path.dirname(os.path.abspath(p)) for p in models.split(os.pathsep) if p.strip()]
+    models = os.environ.get(rapidocr.MODELS_ENV, "").strip()  # other RapidOCR models (bench/recall_real.py)
+    if models and models != rapidocr.BUILTIN:  # the shipped ones are in the package, granted above
+        paths += [os.path.dirname(os.path.abspath(p)) for p in models.split(os.pathsep) if p.strip()]
     resolved = paths + [os.path.realpath(p) for p in paths]
     return sorted(set(resolved))
 

@@ -15,10 +15,11 @@ argument (MB) the answer carries ``"retire": true`` and the worker exits, so
 the pool starts a fresh one: a worker's memory stays bounded however many
 pages, and page shapes, it sees.
 
-Evaluation only (``rapidocr.MODELS_ENV``): arguments 2-4, when given, are a
-detection model, a recognition model and its keys file that replace RapidOCR's
-own (its ``det_model_path`` / ``rec_model_path`` / ``rec_keys_path``); the
-parent has checked that they exist. Without them nothing changes.
+Arguments 2-4 are a detection model, a recognition model and its keys file
+that replace RapidOCR's own (its ``det_model_path`` / ``rec_model_path`` /
+``rec_keys_path``): the PP-OCRv5 files shipped in the package, checked by the
+parent, or others for an evaluation (``rapidocr.MODELS_ENV``). Without them
+RapidOCR runs the PP-OCRv4 models inside its wheel.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes | None:
 def main() -> int:
     budget = int(sys.argv[1]) * 1_000_000 if len(sys.argv) > 1 and sys.argv[1].isdigit() else 0
     models: dict[str, str] = {}
-    if len(sys.argv) == 5:  # other models (evaluation only): detection, recognition, keys
+    if len(sys.argv) == 5:  # detection, recognition, keys (see the docstring)
         models = dict(zip(("det_model_path", "rec_model_path", "rec_keys_path"), sys.argv[2:5], strict=True))
     elif len(sys.argv) > 2:
         _answer(sys.stdout.buffer, {"error": "UsageError"})

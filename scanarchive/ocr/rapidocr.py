@@ -11,16 +11,25 @@ write nothing to disk, and exit when their parent does (end of input).
 If the package is not installed, :func:`available` is false and the archive
 works with Tesseract alone (``status`` says recall is reduced).
 
+Models: PaddleOCR's PP-OCRv5 mobile detection and recognition, vendored in
+``scanarchive/data/models/ppocrv5/`` (Apache-2.0; provenance and digests in its
+``NOTICE.md``) and given to RapidOCR through ``det_model_path`` /
+``rec_model_path`` / ``rec_keys_path``. On real handwriting they find about three
+times as many words as the PP-OCRv4 models inside RapidOCR's wheel
+(``bench/recall_real.py``). Each file's sha256 is checked before the first page;
+a changed file stops the ingest with :class:`ConfigError` rather than reading
+notes with an unknown model.
+
 Evaluation only: the environment variable ``SCANARCHIVE_RAPIDOCR_MODELS``
-(:data:`MODELS_ENV`) swaps RapidOCR's own models for other PaddleOCR-format
-ONNX files, given as three paths joined by ``os.pathsep``:
-``DETECTION.onnx:RECOGNITION.onnx:KEYS.txt`` (passed to RapidOCR's
-``det_model_path`` / ``rec_model_path`` / ``rec_keys_path``). It exists so that
-``bench/recall_real.py`` can measure a candidate engine (PP-OCRv5) through the
-real pipeline; it is not a product setting and nothing in the product sets it.
-A value that is malformed or names a missing file stops the ingest before any
-page with :class:`ConfigError`; unset, nothing changes. Pages read with other
-models say so in their engine name (``rapidocr 1.4.4 (models det …, rec …)``).
+(:data:`MODELS_ENV`) picks other models: ``rapidocr-builtin`` for the ones in
+RapidOCR's wheel (the engine before PP-OCRv5, the benchmarks' comparison), or
+three paths joined by ``os.pathsep``, ``DETECTION.onnx:RECOGNITION.onnx:KEYS.txt``.
+It exists so that ``bench/recall_real.py`` can measure candidate engines through
+the real pipeline; it is not a product setting and nothing in the product sets
+it. A value that is malformed or names a missing file stops the ingest before
+any page with :class:`ConfigError`. The engine name recorded with each page says
+which models read it (``rapidocr 1.4.4 (models det …, rec …)``, digests'
+prefixes; ``rapidocr 1.4.4`` alone for the built-in ones).
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from scanarchive import sandbox, tempdir
+from scanarchive import packagedata, sandbox, tempdir
 from scanarchive.errors import ConfigError
 from scanarchive.ocr.engine import OcrFailed
 
@@ -59,6 +68,14 @@ START_TIMEOUT = 120.0  # loading the models; not counted against a page's timeou
 PAGES_PER_WORKER = 40
 WORKER_RSS_MB = 250
 MODELS_ENV = "SCANARCHIVE_RAPIDOCR_MODELS"  # evaluation only (bench/recall_real.py); see the module's docstring
+BUILTIN = "rapidocr-builtin"  # MODELS_ENV's value for the PP-OCRv4 models inside RapidOCR's own wheel
+SHIPPED_DIR = packagedata.DATA / "models" / "ppocrv5"
+# The vendored files' sha256 (scanarchive/data/models/ppocrv5/NOTICE.md says where they come from).
+SHIPPED_SHA256 = {
+    "det.onnx": "d7fe3ea74652890722c0f4d02458b7261d9f5ae6c92904d05707c9eb155c7924",
+    "rec.onnx": "bf66820f48fa99f779974c4df78e5274a9d8e0458c4137e8c5357e40e2c3faf2",
+    "keys.txt": "d1979e9f794c464c0d2e0b70a7fe14dd978e9dc644c0e71f14158cdf8342af1b",
+}
 
 
 @dataclass(frozen=True)
@@ -78,7 +95,7 @@ def available() -> bool:
 
 @dataclass(frozen=True)
 class Models:
-    """Other ONNX models for RapidOCR (evaluation only, from :data:`MODELS_ENV`)."""
+    """The ONNX models RapidOCR runs: the shipped PP-OCRv5 files, or others from :data:`MODELS_ENV`."""
 
     det: str
     rec: str
@@ -88,14 +105,37 @@ class Models:
         return [self.det, self.rec, self.keys]
 
 
+@functools.lru_cache(maxsize=1)
+def shipped_models() -> Models:
+    """The vendored PP-OCRv5 files, each checked against its pinned sha256 (once per process)."""
+    hint = "Reinstall scanarchive (./dev.sh install, or pip install --force-reinstall of its wheel)."
+    for name, expected in SHIPPED_SHA256.items():
+        path = SHIPPED_DIR / name
+        try:
+            actual = _digest(str(path))
+        except OSError:
+            raise ConfigError(f"the OCR model file {name} that comes with scanarchive is missing", hint=hint) from None
+        if actual != expected:
+            raise ConfigError(
+                f"the OCR model file {name} that comes with scanarchive has been changed or damaged "
+                "(its checksum is not the one it shipped with); no page is read with it",
+                hint=hint,
+            )
+    return Models(*(str(SHIPPED_DIR / n) for n in ("det.onnx", "rec.onnx", "keys.txt")))
+
+
 def custom_models() -> Models | None:
-    """The models named by :data:`MODELS_ENV`, checked; None when it is unset or empty (RapidOCR's own)."""
+    """The models to run: the shipped PP-OCRv5 files, or those :data:`MODELS_ENV` names, checked; None for
+    the ones inside RapidOCR's wheel (``rapidocr-builtin``)."""
     value = os.environ.get(MODELS_ENV, "").strip()
     if not value:
+        return shipped_models()
+    if value == BUILTIN:
         return None
     hint = (
-        f"{MODELS_ENV} is for benchmarks only: unset it to use RapidOCR's own models, or give three files joined "
-        f"by '{os.pathsep}': detection .onnx, recognition .onnx, keys .txt"
+        f"{MODELS_ENV} is for benchmarks only: unset it to use the models that come with scanarchive, "
+        f"'{BUILTIN}' for the ones inside RapidOCR's wheel, or give three files joined by '{os.pathsep}': "
+        "detection .onnx, recognition .onnx, keys .txt"
     )
     parts = value.split(os.pathsep)
     if len(parts) != 3 or not all(parts):
@@ -117,13 +157,19 @@ def custom_models() -> Models | None:
     return Models(*(os.path.abspath(p) for p in parts))
 
 
-@functools.lru_cache(maxsize=4)
-def _fingerprint(path: str) -> str:
+def _digest(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()[:12]
+    return digest.hexdigest()
+
+
+_sha256 = functools.lru_cache(maxsize=8)(_digest)  # for the engine name recorded with each page
+
+
+def _fingerprint(path: str) -> str:
+    return _sha256(path)[:12]
 
 
 @functools.lru_cache(maxsize=4)
@@ -134,11 +180,12 @@ def _version(models: Models | None) -> str:
         name = "rapidocr (unknown version)"
     if models is None:
         return name
-    return f"{name} (models det {_fingerprint(models.det)}, rec {_fingerprint(models.rec)})"
+    label = "PP-OCRv5 mobile, " if models == shipped_models() else ""
+    return f"{name} (models {label}det {_fingerprint(models.det)}, rec {_fingerprint(models.rec)})"
 
 
 def version() -> str:
-    """The engine's name as recorded with each page it read; with other models, their sha256 prefixes."""
+    """The engine's name as recorded with each page it read, with its models' sha256 prefixes."""
     return _version(custom_models())
 
 
@@ -172,7 +219,8 @@ class _Worker:
             if exc.timed_out:
                 raise OcrFailed(f"RapidOCR did not start within {START_TIMEOUT:.0f} s", timed_out=True) from None
             raise OcrFailed(
-                "RapidOCR could not be started" + (" with the models in " + MODELS_ENV if models else "")
+                "RapidOCR could not be started"
+                + (" with the models in " + MODELS_ENV if os.environ.get(MODELS_ENV, "").strip() else "")
             ) from None
         if answer.get("ready") is not True:
             self.kill()
