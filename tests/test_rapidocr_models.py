@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from scanarchive.errors import ConfigError
+from scanarchive.ingest import analyse
 from scanarchive.ocr import rapidocr
 from scanarchive.ocr.engine import OcrFailed
 from tests.kits.helpers import cli, render_note
@@ -148,3 +149,34 @@ def test_models_that_are_not_onnx_fail_to_start_plainly(monkeypatch: pytest.Monk
         assert not caught.value.timed_out
     finally:
         pool.close()
+
+
+@needs_rapidocr
+def test_status_names_the_models_and_warns_when_a_shipped_file_was_changed(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    archive_dir: Path,
+    small_scan: Path,
+) -> None:
+    monkeypatch.delenv(rapidocr.MODELS_ENV, raising=False)
+    run = cli(capsys, "--archive", archive_dir, "status")
+    assert run.code == 0, run.err
+    assert (
+        f"OCR models: rapidocr {importlib.metadata.version(rapidocr.DISTRIBUTION)} (models PP-OCRv5 mobile" in run.out
+    )
+    assert "changed or damaged" not in run.out
+
+    copy = tmp_path / "ppocrv5"
+    shutil.copytree(rapidocr.SHIPPED_DIR, copy)
+    (copy / "rec.onnx").write_bytes((copy / "rec.onnx").read_bytes()[:-1])  # one byte short
+    monkeypatch.setattr(rapidocr, "SHIPPED_DIR", copy)
+    rapidocr.shipped_models.cache_clear()
+    run = cli(capsys, "--archive", archive_dir, "status")
+    assert run.code == 0, "status still reports: it is how the user finds out"
+    assert "the OCR model file rec.onnx that comes with scanarchive has been changed or damaged" in run.out
+    assert "Reinstall scanarchive" in run.out and "OCR models:" not in run.out
+    monkeypatch.setenv(analyse.ENV_SWITCH, "off")  # read in this process, where the changed copy is in place
+    ingest = cli(capsys, "--archive", archive_dir, "ingest", small_scan)
+    assert ingest.code == ConfigError.exit_code and "rec.onnx" in ingest.err
+    assert small_scan.exists(), "never lose a note: the scan stays where it was"

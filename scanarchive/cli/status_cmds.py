@@ -10,8 +10,9 @@ from scanarchive import sandbox
 from scanarchive.archive import accounts, health
 from scanarchive.archive.layout import Archive
 from scanarchive.cli.common import human_bytes, open_archive
+from scanarchive.errors import ConfigError
 from scanarchive.ingest import analyse
-from scanarchive.ocr import ensemble
+from scanarchive.ocr import ensemble, rapidocr
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -37,11 +38,22 @@ def status_doc(archive: Archive) -> dict[str, Any]:
         "ocr_engines": list(engines.running),
         "ocr_engines_missing": list(engines.missing),
         "ocr_recall_reduced": engines.recall_reduced,
+        **_ocr_models(engines.running),
         "ocr_network_isolated": sandbox.network_isolated(),
         "parser_sandbox": analyse.sandbox_status(),
         "accounts": accounts.report(archive.root).to_json(),
         **health_doc(archive),
     }
+
+
+def _ocr_models(running: tuple[str, ...]) -> dict[str, Any]:
+    """Which models the second engine reads with, and whether the shipped ones are intact (their sha256)."""
+    if rapidocr.NAME not in running:
+        return {"ocr_models": None, "ocr_models_problem": None}
+    try:
+        return {"ocr_models": rapidocr.version(), "ocr_models_problem": None}
+    except ConfigError as exc:
+        return {"ocr_models": None, "ocr_models_problem": f"{exc.message}. {exc.hint}"}
 
 
 def health_doc(archive: Archive) -> dict[str, Any]:
@@ -70,6 +82,8 @@ def warnings(doc: dict[str, Any]) -> list[str]:
             "scanarchive's own environment: in a checkout './dev.sh setup'; a system-wide install gets it from "
             "'sudo ./dev.sh install' (or: /opt/scanarchive/venv/bin/pip install 'rapidocr-onnxruntime>=1.4.4,<1.5')."
         )
+    if doc["ocr_models_problem"]:
+        found.append(f"{doc['ocr_models_problem']} Until then scans wait in the drop folder's journal, unread.")
     if not doc["ocr_network_isolated"]:
         found.append(
             "network isolation of the OCR engines is not available on this machine (no working "
@@ -111,6 +125,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"Watcher:    {_watcher_line(doc['watcher'])}")
     print(f"Last purge: {_purge_line(doc['last_purge'])}")
     print(f"OCR:        {', '.join(doc['ocr_engines'])}")
+    if doc["ocr_models"]:
+        print(f"OCR models: {doc['ocr_models']}")
     print(f"Parser:     {doc['parser_sandbox']}")
     if doc["quarantined"]:
         print(f"Failed:     {doc['quarantined']} scan(s) could not be archived: see 'scanarchive failed list'")
