@@ -10,6 +10,12 @@ table: which record a page belongs to is in `page_rows`, read only for the
 rows shown, or when a filter needs it. Fuzzy expansion reads the words from
 `terms` (kept up to date as pages come and go) instead of scanning the whole
 FTS5 index, and runs only when the exact words fill fewer than `limit` rows.
+
+Each page has two columns: `body`, the OCR's first reading (snippets come from
+it, and the fuzzy vocabulary), and `alts`, the other readings the recogniser
+found likely for its words (ocr/merge.py). A search ranks the pages whose first
+reading holds every word first, then the pages that match only with other
+readings, then (fuzzy) pages whose first reading holds words near them.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import sqlcipher3
 from scanarchive.archive.query import Vocabulary, parse, to_match
 from scanarchive.errors import IntegrityError, TransientError
 
-SCHEMA_VERSION = "3"  # the index is derived data: another version is dropped and rebuilt
+SCHEMA_VERSION = "4"  # the index is derived data: another version is dropped and rebuilt (4: `alts`)
 TOKENIZE = "unicode61 remove_diacritics 2"
 FEW_PAGES = 5_000  # filters passed by at most this many pages are listed first (see _scope)
 CACHE_KIB = 32_000  # page cache (decrypted pages) per connection; SQLCipher's default is 8,000 KiB
@@ -39,11 +45,12 @@ SCHEMA = (
     # forgetting a record deletes its pages by rowid
     "CREATE TABLE IF NOT EXISTS page_rows (row INTEGER PRIMARY KEY, record_id TEXT NOT NULL, page INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS page_rows_record ON page_rows(record_id)",
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5(body, tokenize = '{TOKENIZE}')",
-    # every word of `pages` and on how many pages it is: the vocabulary of fuzzy expansion
+    # body: the first reading; alts: the words' other readings (searchable, never shown)
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5(body, alts, tokenize = '{TOKENIZE}')",
+    # every word of the pages' first readings and on how many pages it is: the vocabulary of fuzzy expansion
     "CREATE TABLE IF NOT EXISTS terms (term TEXT PRIMARY KEY, pages INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS terms_pages ON terms(pages)",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS vocab USING fts5vocab(pages, 'row')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS vocab USING fts5vocab(pages, 'col')",
 )
 # Per connection, in memory (temp_store = MEMORY): tokenizes pages being added or removed with
 # the same tokenizer as `pages`, to count their words into `terms`.
@@ -52,7 +59,10 @@ SCRATCH = (
     f" tokenize = '{TOKENIZE}')",
     "CREATE VIRTUAL TABLE IF NOT EXISTS temp.scratch_vocab USING fts5vocab(temp, scratch, 'row')",
 )
-SNIPPET = "snippet(pages, 0, '[', ']', '…', 10)"
+SNIPPET = "snippet(pages, 0, '[', ']', '…', 10)"  # from the first reading only
+ALTS_WEIGHT = 0.3  # bm25 weight of a match in another reading (a first reading's is 1)
+RANK = f"bm25(pages, 1.0, {ALTS_WEIGHT})"
+FIRST = "{body} : "  # an FTS5 column filter: a match in the first reading only
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,8 @@ class IndexRecord:
     client_code: str | None
     session_date: str | None
     record_class: str
-    pages: Sequence[tuple[int, str]] | None
+    # (page, first reading) or (page, first reading, other readings: PageText.alternatives)
+    pages: Sequence[tuple[int, str] | tuple[int, str, str]] | None
     facts: Sequence[tuple[int, str]] = ()
 
 
@@ -180,7 +191,7 @@ class SearchIndex:
             ).fetchone()
             if pending * 16 > total:  # many new pages (a rebuild, a bulk load): FTS5's word list is quicker
                 self.db.execute("DELETE FROM terms")
-                self.db.execute("INSERT INTO terms(term, pages) SELECT term, doc FROM vocab")
+                self.db.execute("INSERT INTO terms(term, pages) SELECT term, doc FROM vocab WHERE col = 'body'")
             elif pending:
                 self._count_terms(
                     (str(r[0]) for r in self.db.execute("SELECT body FROM pages WHERE rowid > ?", (upto,))), 1
@@ -233,7 +244,7 @@ class SearchIndex:
         client_code: str | None,
         session_date: str | None,
         record_class: str,
-        pages: list[tuple[int, str]] | None,
+        pages: Sequence[tuple[int, str] | tuple[int, str, str]] | None,
         facts: list[tuple[int, str]] | None = None,
     ) -> None:
         """Add one record's pages (inside the caller's transaction) and advance last_seq.
@@ -262,14 +273,16 @@ class SearchIndex:
         )
         # new rowids follow every page ever counted into `terms` (see update_terms)
         row = max(self.db.execute("SELECT max(row) FROM page_rows").fetchone()[0] or 0, self._terms_upto())
-        new: list[tuple[int, str, int, str]] = []
+        new: list[tuple[int, str, int, str, str]] = []
         for r in records:
-            for page, text in r.pages or ():
+            for page, text, *others in r.pages or ():
                 row += 1
-                new.append((row, r.record_id, page, text))
-        self.db.executemany("INSERT INTO pages(rowid, body) VALUES (?,?)", [(n, text) for n, _, _, text in new])
+                new.append((row, r.record_id, page, text, others[0] if others else ""))
         self.db.executemany(
-            "INSERT INTO page_rows(row, record_id, page) VALUES (?,?,?)", [(n, rid, page) for n, rid, page, _ in new]
+            "INSERT INTO pages(rowid, body, alts) VALUES (?,?,?)", [(n, text, alts) for n, _, _, text, alts in new]
+        )
+        self.db.executemany(
+            "INSERT INTO page_rows(row, record_id, page) VALUES (?,?,?)", [(n, rid, page) for n, rid, page, _, _ in new]
         )
         self._vocabulary = None
         self.db.execute(
@@ -333,8 +346,9 @@ class SearchIndex:
         has: tuple[str, ...] = (),
         exact: bool = False,
     ) -> list[Hit]:
-        """Ranked pages: those matching every word exactly first, by bm25, then (unless exact)
-        those matching only with fuzzy expansion, by bm25; ties: the page indexed last first."""
+        """Ranked pages: those whose first reading holds every word exactly first, by bm25, then those that
+        match only with the words' other readings, then (unless exact) those whose first reading matches only
+        with fuzzy expansion, each by bm25; ties: the page indexed last first."""
         terms = parse(query)
         if not terms and (has or client is not None or since is not None or until is not None):
             # no words, only filters (a client's notes, a date range, ticked boxes): one hit per
@@ -353,14 +367,20 @@ class SearchIndex:
             facts = self._facts([str(r[0]) for r in rows])
             return [Hit(r[0], r[1], r[2], r[3], 1, "", 0.0, facts.get(r[0], ())) for r in rows]
         exact_match = to_match(terms, None)  # raises UsageError for a query without words
+        first = f"{FIRST}({exact_match})"
         scope = self._scope(has, client, since, until)
-        found = [(exact_match, self._rank(exact_match, limit, scope))]
-        if not exact and len(found[0][1]) < limit:
+        found = [(exact_match, self._rank(first, limit, scope))]
+        if len(found[0][1]) < limit:  # pages matching only with other readings (none left out: there are none)
+            only = f"({exact_match}) NOT {first}" if found[0][1] else exact_match
+            found.append((exact_match, self._rank(only, limit - len(found[0][1]), scope)))
+        so_far = sum(len(ranked) for _, ranked in found)
+        if not exact and so_far < limit:
             fuzzy_match = to_match(terms, self.vocabulary())
-            if fuzzy_match != exact_match:  # pages matching only through other words
+            if fuzzy_match != exact_match:  # pages whose first reading matches only through other words
+                fuzzy_first = f"{FIRST}({fuzzy_match})"
                 # (with no exact page at all, there is nothing to leave out)
-                only = f"({fuzzy_match}) NOT ({exact_match})" if found[0][1] else fuzzy_match
-                found.append((fuzzy_match, self._rank(only, limit - len(found[0][1]), scope)))
+                only = f"{fuzzy_first} NOT ({exact_match})" if so_far else fuzzy_first
+                found.append((fuzzy_match, self._rank(only, limit - so_far, scope)))
         hits: list[Hit] = []
         for match, ranked in found:
             hits += self._hits(match, ranked)
@@ -387,8 +407,8 @@ class SearchIndex:
         docsize are read: bm25 costs ~1 µs for each matching page."""
         tables, where, params = scope
         sql = (
-            f"SELECT p.rowid, bm25(pages) FROM {tables} WHERE pages MATCH ?{where}"  # noqa: S608 - only "?" params
-            " ORDER BY bm25(pages), p.rowid DESC LIMIT ?"
+            f"SELECT p.rowid, {RANK} FROM {tables} WHERE pages MATCH ?{where}"  # noqa: S608 - only "?" params
+            f" ORDER BY {RANK}, p.rowid DESC LIMIT ?"
         )
         return [(int(r[0]), float(r[1])) for r in self.db.execute(sql, [match, *params, limit])]
 

@@ -102,11 +102,11 @@ def sync_index(archive: Archive, identity: keys.Identity, index: SearchIndex) ->
     in_batch, batch_started = 0, time.monotonic()
     try:
         for record in retry + archive.catalog.records(since_seq=index.last_seq()):
-            pages: list[tuple[int, str]] | None
+            pages: list[tuple[int, str, str]] | None
             facts: list[tuple[int, str]] = []
             try:
                 opened = archive.ocr_pages(identity, record)
-                pages = [(p.page, p.text) for p in opened]
+                pages = [(p.page, p.text, p.alternatives) for p in opened]  # first readings, other readings
                 facts = [(p.page, key) for p in opened for key, state in p.boxes.items() if state == "ticked"]
             except IntegrityError as exc:
                 log.error("%s", exc.message)

@@ -1,7 +1,8 @@
 """The OCR document: what one record's sealed "ocr" section holds (docs/format.md §9).
 
-Words with their confidence, box, line and source engines, per page, and the
-page's tick-box readings. Only data and its JSON form live here, so the
+Words with their confidence, box, line and source engines (and, from version
+3, the recogniser's other likely readings of the word with their
+probabilities), per page, and the page's tick-box readings. Only data and its JSON form live here, so the
 storage layer can read a record's words without importing any OCR engine.
 """
 
@@ -13,7 +14,9 @@ from dataclasses import dataclass, field
 from scanarchive.errors import IntegrityError
 
 OCR_FORMAT = "scanarchive-ocr"
-OCR_VERSION = 2  # 2 added each word's source engines; version 1 sections are still read
+# 2 added each word's source engines, 3 its other readings; versions 1 and 2 are still read
+OCR_VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,9 @@ class Word:
     box: tuple[int, int, int, int]  # left, top, width, height in OCR pixels
     line: tuple[int, int, int] = (0, 0, 0)  # block, paragraph, line
     source: str = "t"  # engines that read this word: "t" Tesseract, "r" RapidOCR, "tr" both
+    # other readings of the word that the recogniser found likely (text, probability 0-1), best first; they
+    # are searchable (ranked below first readings) but never shown as the page's text
+    alternatives: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass
@@ -47,6 +53,11 @@ class PageText:
                 lines[-1] += " " + word.text
         return "\n".join(lines)
 
+    @property
+    def alternatives(self) -> str:
+        """The other readings of the page's words, one word's readings per line (the index's second column)."""
+        return "\n".join(" ".join(text for text, _ in w.alternatives) for w in self.words if w.alternatives)
+
 
 def to_json(pages: list[PageText], engines: list[str]) -> bytes:
     doc = {
@@ -59,7 +70,11 @@ def to_json(pages: list[PageText], engines: list[str]) -> bytes:
                 "status": p.status,
                 "reason": p.reason,
                 "engine": p.engine,
-                "words": [[w.text, round(w.conf, 1), *w.box, *w.line, w.source] for w in p.words],
+                "words": [
+                    [w.text, round(w.conf, 1), *w.box, *w.line, w.source]
+                    + ([[[text, round(prob, 4)] for text, prob in w.alternatives]] if w.alternatives else [])
+                    for w in p.words
+                ],
                 **({"boxes": p.boxes} if p.boxes else {}),
             }
             for p in pages
@@ -71,7 +86,7 @@ def to_json(pages: list[PageText], engines: list[str]) -> bytes:
 def from_json(data: bytes) -> list[PageText]:
     try:
         doc = json.loads(data)
-        if doc.get("format") != OCR_FORMAT or doc.get("version") not in (1, OCR_VERSION):
+        if doc.get("format") != OCR_FORMAT or doc.get("version") not in READ_VERSIONS:
             raise IntegrityError("a record's OCR section has an unknown format version")
         return [
             PageText(
@@ -86,6 +101,7 @@ def from_json(data: bytes) -> list[PageText]:
                         box=(w[2], w[3], w[4], w[5]),
                         line=(w[6], w[7], w[8]),
                         source=str(w[9]) if len(w) > 9 else "t",
+                        alternatives=tuple((str(a[0]), float(a[1])) for a in w[10]) if len(w) > 10 else (),
                     )
                     for w in p["words"]
                 ],

@@ -78,11 +78,17 @@ SHIPPED_SHA256 = {
 }
 
 
+Reading = tuple[str, float]  # another reading of a word: text, probability (0-1)
+
+
 @dataclass(frozen=True)
 class Line:
     text: str
     score: float  # 0-1
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the pixels of the image given
+    # per word of `text` (its runs of non-space characters, in order): the recogniser's other readings, best
+    # first (rapid_worker.word_readings); () when none were given
+    alternatives: tuple[tuple[Reading, ...], ...] = ()
 
 
 def available() -> bool:
@@ -235,8 +241,13 @@ class _Worker:
             raise OcrFailed(f"RapidOCR could not read the page ({answer['error']})")
         try:
             return [
-                Line(str(text), float(score), (float(b[0]), float(b[1]), float(b[2]), float(b[3])))
-                for text, score, b in answer["lines"]
+                Line(
+                    str(text),
+                    float(score),
+                    (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+                    tuple(tuple((str(r[0]), float(r[1])) for r in word) for word in (more[0] if more else ())),
+                )
+                for text, score, b, *more in answer["lines"]
             ]
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise OcrFailed("RapidOCR gave an answer that could not be understood") from exc
