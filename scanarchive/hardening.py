@@ -18,7 +18,6 @@ hold the identity, plaintext PDFs or page images) and in the RapidOCR worker.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import logging
 import resource
@@ -31,11 +30,14 @@ PR_SET_DUMPABLE = 4
 
 def protect_process() -> None:
     """No core dumps and no same-user memory reads for this process; a warning (once) where not supported."""
+    # Non-dumpable first: it is the one that closes /proc/PID/mem (the core limit after it, so whoever sees the
+    # limit at 0 knows both are in place).
+    dumpable_off = _set_not_dumpable()
     try:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     except (ValueError, OSError):
         _warn("core dumps could not be switched off")
-    if not _set_not_dumpable():
+    if not dumpable_off:
         _warn("this system cannot mark the process non-dumpable (prctl PR_SET_DUMPABLE)")
 
 
@@ -43,7 +45,8 @@ def _set_not_dumpable() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # the symbols already loaded (libc among them): ctypes.util.find_library would run ldconfig or gcc first
+        libc = ctypes.CDLL(None, use_errno=True)
         return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
