@@ -29,7 +29,8 @@ def test_parse_words_prefixes_and_phrases() -> None:
 
 
 @pytest.mark.parametrize(
-    ("word", "distance"), [("cbt", 0), ("grief", 1), ("anxiety", 1), ("insomnia", 1), ("depression", 2)]
+    ("word", "distance"),
+    [("cbt", 0), ("mood", 0), ("grief", 1), ("anxiety", 1), ("insomnia", 1), ("breathing", 2), ("depression", 2)],
 )
 def test_edit_distance_scales_with_length(word: str, distance: int) -> None:
     assert query.max_distance(word) == distance
@@ -39,10 +40,38 @@ def test_expansion_finds_close_words_only() -> None:
     vocabulary = query.Vocabulary.of(["anxiety", "anxious", "society", "grief", "brief", "insomnia"])
     assert query.expand(query.Term("anxeity"), vocabulary)[:2] == ["anxeity", "anxiety"]
     assert "society" not in query.expand(query.Term("anxeity"), vocabulary)
-    assert query.expand(query.Term("grief"), vocabulary) == ["grief", "brief"]
+    assert query.expand(query.Term("insomnai"), vocabulary) == ["insomnai", "insomnia"]
+    assert query.expand(query.Term("grief"), vocabulary) == ["grief"], "a short word read right stays exact"
     assert query.expand(query.Term("cbt"), vocabulary) == ["cbt"], "short words are matched exactly"
     assert query.to_match([query.Term("grief")], None) == '"grief"'
     assert query.to_match([query.Term('gr"ief')], None) == '"grief"', "no FTS5 syntax gets through"
+
+
+def test_short_words_expand_only_when_never_read_right_and_to_one_misreading() -> None:
+    counts = {"sleep": 9, "steep": 7, "slaap": 3, "sleet": 2, "sloap": 1, "moad": 5, "mood": 4}
+    known = frozenset({"sleep", "steep", "sleet", "mood"})
+    vocabulary = query.Vocabulary.of(counts, known)
+    assert query.expand(query.Term("mood"), vocabulary) == ["mood"], "4 letters: exact only"
+    assert query.expand(query.Term("moud"), vocabulary) == ["moud"], "even when it is not in the index"
+    assert query.expand(query.Term("sleep"), vocabulary) == ["sleep"], "in the index: its neighbours are other words"
+    # "sleap" was never read right: of its 1-edit neighbours the dictionary words (sleep, sleet) are
+    # other words; of the misreadings (slaap, sloap) only the one on the most pages is taken
+    assert query.expand(query.Term("sleap"), vocabulary) == ["sleap", "slaap"]
+    assert query.expand(query.Term("sleap", prefix=True), vocabulary) == ["sleap"], "a prefix is exact"
+
+
+def test_a_short_word_read_right_does_not_bring_its_neighbours_pages(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    _add(
+        index,
+        IndexRecord(1, "r-a", "C-1", "2026-01-01", "progress", [(1, "could not sleep")]),
+        IndexRecord(2, "r-b", "C-2", "2026-01-02", "progress", [(1, "the sleet came down")]),
+        IndexRecord(3, "r-c", "C-3", "2026-01-03", "progress", [(1, "a slecp misread, worried")]),
+        IndexRecord(4, "r-d", "C-4", "2026-01-04", "progress", [(1, "worricd about work")]),
+    )
+    assert [h.record_id for h in index.search("sleep")] == ["r-a"], "sleet and slecp are not sleep"
+    assert [h.record_id for h in index.search("worried")] == ["r-c", "r-d"], "7 letters: exact, then fuzzy"
+    index.close()
 
 
 def test_a_misspelled_query_finds_the_note_and_exact_does_not(

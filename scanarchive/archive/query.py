@@ -1,15 +1,23 @@
 """Search queries: words, `prefix*`, "quoted phrases", and fuzzy expansion against the index vocabulary.
 
-Handwriting OCR misreads letters, so by default each plain word also matches
-the words in the index within an edit distance scaled to its length (none up
-to 3 letters, 1 up to 8, 2 beyond; a swap of two letters counts as one edit),
-found with rapidfuzz over the index's `terms` table. A word that is in the OCR
-language's dictionary expands only to index words that are not (misreadings),
-so other real words near it are never mixed in; a query that is not a word (a
-typo) expands to all. A word stands for at most MAX_EXPANSIONS other words:
-the ones on the most pages (then the closest, then alphabetical). Exact
-matches rank first. Every term reaches FTS5 quoted, so user input can never
-inject FTS5 syntax.
+Handwriting OCR misreads letters, so by default a plain word also matches the
+words in the index within an edit distance scaled to its length (a swap of
+two letters counts as one edit), found with rapidfuzz over the index's
+`terms` table:
+
+- up to 4 letters: none (exact only); 5–8 letters: 1 edit; 9 or more: 2.
+- A short word (5 letters) is 1 edit from many other real words, so it
+  expands only when it is nowhere in the index itself (it was never read
+  right), never to a dictionary word, and to one word at most: the one on
+  the most pages.
+- A longer word that is in the OCR language's dictionary expands only to
+  index words that are not (misreadings), so other real words near it are
+  never mixed in; a longer query that is not a word (a typo) expands to all.
+- A word stands for at most MAX_EXPANSIONS other words: the ones on the
+  most pages (then the closest, then alphabetical).
+
+Pages matching the words exactly rank first (archive/index.py). Every term
+reaches FTS5 quoted, so user input can never inject FTS5 syntax.
 """
 
 from __future__ import annotations
@@ -27,6 +35,16 @@ from scanarchive.errors import UsageError
 _PHRASE = re.compile(r'"([^"]*)"')
 _TOKEN = re.compile(r"[^\W_]+\*?", re.UNICODE)
 MAX_EXPANSIONS = 12
+# Measured on the 'tune' half of bench/recall_real.py's real pages (the 'held' half is reported, never
+# tuned on): with every word of >= 4 letters expanding by 1 edit to up to 12 words, fuzzy search gave
+# recall 0.384 at precision 0.712 (exact words alone: 0.164 at 0.901); a 4- or 5-letter word's 1-edit
+# neighbours were mostly other words or others' misreadings (81 wrong pages to 45 right for 4 letters,
+# 64 to 65 for 5; from 6 letters on 8 to 41 and fewer). These rules gave 0.334 at 0.859, and kept
+# bench/recall.py (synthetic, English) as it was: 0.954 at 0.979 on its seen fonts (before: 0.955 at 0.979).
+FUZZY_FROM = 5  # letters: shorter words are matched exactly
+SHORT_UPTO = 5  # letters: a word this short expands only if it is not in the index, and to one word
+SHORT_EXPANSIONS = 1
+TWO_EDITS_FROM = 9  # letters; 10 raised precision on the tune pages (0.869) but lowered synthetic recall
 # The vocabulary is read (and searched) in tiers of words on at least this many pages, most
 # frequent first: most words of an OCR index are misreadings found on one or two pages, and a
 # word's MAX_EXPANSIONS most frequent neighbours are usually all in the first tiers.
@@ -72,7 +90,7 @@ class Vocabulary:
         counts = dict(words) if isinstance(words, Mapping) else dict.fromkeys(words, 1)
         return cls(
             lambda lo, hi: [w for w, n in counts.items() if n >= lo and (hi is None or n < hi)],
-            lambda found: {w: counts[w] for w in found},
+            lambda found: {w: counts[w] for w in found if w in counts},
             lambda: known,
         )
 
@@ -83,6 +101,10 @@ class Vocabulary:
                 by_length.setdefault(len(word), []).append(word)
             self._tiers[number] = by_length
         return self._tiers[number]
+
+    def pages(self, word: str) -> int:
+        """On how many pages `word` itself is (0: it is not in the index)."""
+        return self._count([word]).get(word, 0)
 
     def near(self, word: str, distance: int, enough: int) -> list[tuple[str, int, int]]:
         """(index word, edit distance, pages) within `distance` of `word` (not `word` itself),
@@ -119,29 +141,39 @@ def parse(query: str) -> list[Term]:
 
 
 def max_distance(word: str) -> int:
-    """Edits (optimal string alignment: a swap of two letters is one edit) a word may be off by.
+    """Edits (optimal string alignment: a swap of two letters is one edit) a word may be off by:
+    none below FUZZY_FROM letters, 1 below TWO_EDITS_FROM, 2 from there.
 
     Measured with bench/recall.py: 2 edits for words of 4–8 letters mixed in so many other
     words' misreadings that precision fell to 0.81; 1 edit up to 8 letters and 2 from 9 kept
     recall and raised precision (on 40 pages: recall 0.976 → 0.965, precision 0.949 → 0.990).
+    On real handwriting (bench/recall_real.py, tune pages) a 4-letter word's neighbours brought
+    more wrong pages than right ones, dictionary word or not: OCR of real hands leaves so many
+    non-words in the index that most 4-letter strings have one 1 edit away.
     """
-    return 0 if len(word) <= 3 else 1 if len(word) <= 8 else 2
+    return 0 if len(word) < FUZZY_FROM else 1 if len(word) < TWO_EDITS_FROM else 2
 
 
 def expand(term: Term, vocabulary: Vocabulary) -> list[str]:
-    """The index words a plain term may stand for: itself first, then up to MAX_EXPANSIONS others,
-    those on the most pages first."""
+    """The index words a plain term may stand for: itself first, then up to MAX_EXPANSIONS others
+    (SHORT_EXPANSIONS for a short word), those on the most pages first."""
     if term.prefix or term.phrase or max_distance(term.text) == 0:
+        return [term.text]
+    short = len(term.text) <= SHORT_UPTO
+    if short and vocabulary.pages(term.text):
+        # Read right somewhere: its 1-edit neighbours are as likely other words ("terre" and "verre",
+        # names, words no dictionary lists) or other misreadings as misreadings of it.
         return [term.text]
     close = vocabulary.near(term.text, max_distance(term.text), MAX_EXPANSIONS)
     known = vocabulary.known()
-    if term.text in known:
+    if short or term.text in known:
         # A dictionary word asked for: another dictionary word near it ("planning" for "blanking") was
         # most likely written, not misread; OCR misreadings are mostly not words ("benavicral").
-        # A query that is not a word (a typo, "anxeity") still reaches the real words near it.
+        # A longer query that is not a word (a typo, "anxeity") still reaches the real words near it;
+        # a short one does not: too many real words are 1 edit from it.
         close = [c for c in close if c[0] not in known]
     close.sort(key=lambda c: (-c[2], c[1], c[0]))
-    return [term.text] + [word for word, _, _ in close[:MAX_EXPANSIONS]]
+    return [term.text] + [word for word, _, _ in close[: SHORT_EXPANSIONS if short else MAX_EXPANSIONS]]
 
 
 def _quoted(text: str) -> str:
