@@ -1,11 +1,23 @@
 """Throughput benchmark: scanarchive against OCRmyPDF on the same multi-page PDF scans.
 
     .venv/bin/python bench/throughput.py [--pages 24] [--jobs N] [--repeats 2]
+    .venv/bin/python bench/throughput.py --one-pdf 6 [--baseline DIR] [--repeats 3]
 
 The corpus is generated here, deterministically: synthetic handwritten note
 pages (scanarchive.demo.synth; four handwriting fonts, 300 dpi greyscale,
 8.5 x 5.5 in, skew, blur, noise, as in bench/ingest.py) written as PDF files of
 1-3 pages each with img2pdf (lossless: the PNG data is embedded as is).
+--one-pdf N makes instead ONE PDF of N such pages (other notes than the default
+corpus: page seeds from 3000): what a clinician's scanner writes for a stack, and
+the case where every start-up cost (the parser child, the RapidOCR workers'
+model loading, the search's unlock) falls on one file. In that mode the archive
+is made with the unlock cost `scanarchive init` sets by default (0.75 s), as
+installed, unless --kdf-seconds says otherwise.
+
+--baseline DIR also runs scanarchive from the package in DIR/scanarchive (e.g. a
+read-only checkout of HEAD: `git worktree add --detach /tmp/base HEAD`), as the
+run "scanarchive-base" in every round, and prints the working tree's speed-up
+over it: a before/after comparison in one invocation on a shared machine.
 
 Runs, on the same files, alternating round by round (A B A B ...) so that the
 noise of the shared machine falls on all of them alike:
@@ -23,9 +35,13 @@ noise of the shared machine falls on all of them alike:
   scanarchive       `scanarchive ingest --jobs N FILE...` into a fresh archive,
                     then one `scanarchive search` so the index is synced; both
                     commands are in the timed figure (archive creation is not)
+  scanarchive-base  the same with the package of --baseline DIR
 
 N (--jobs) defaults to the number of cores. The headline is pages/s and the
-ratio scanarchive / ocrmypdf (target >= 1.5x).
+ratio scanarchive / ocrmypdf (target >= 1.5x). Each run's CPU seconds (user +
+system of all its processes, from getrusage(RUSAGE_CHILDREN)) are shown beside
+its wall time: on a shared, busy machine they change far less than the wall
+time, and wall time can never be less than CPU seconds / cores.
 
 OCRmyPDF is installed at run time into its own virtualenv
 (~/.cache/scanarchive-bench/ocrmypdf-venv), never into the project's. It
@@ -41,6 +57,7 @@ import io
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -62,6 +79,7 @@ DEFAULT_VENV = Path.home() / ".cache" / "scanarchive-bench" / "ocrmypdf-venv"
 PAGES_PER_FILE = (1, 2, 3, 1, 2, 1, 3)  # cycled: a mix of single-page and multi-page notes
 PASSPHRASE = "benchmark passphrase"
 TARGET = 1.5
+INIT_KDF_SECONDS = 0.75  # `scanarchive init`'s default unlock cost: the --one-pdf mode's, as installed
 
 API_CHILD = """
 import json, sys, time
@@ -101,17 +119,20 @@ def page_counts(total: int) -> list[int]:
     return counts
 
 
-def make_corpus(dest: Path, total_pages: int) -> list[Doc]:
+def make_corpus(dest: Path, total_pages: int, one_pdf: bool = False) -> list[Doc]:
+    """The default corpus (files of 1-3 pages, note seeds from 1000), or with `one_pdf` one file of all the
+    pages (note seeds from 3000: not the default corpus's notes)."""
     fonts = synth.available_fonts()
     if not fonts:
         raise SystemExit("no handwriting fonts installed (./dev.sh installs them)")
     docs: list[Doc] = []
     page = 0
-    for number, count in enumerate(page_counts(total_pages)):
+    first_seed = 3000 if one_pdf else 1000
+    for number, count in enumerate([total_pages] if one_pdf else page_counts(total_pages)):
         images: list[bytes] = []
         lines: list[str] = []
         for _ in range(count):
-            note = synth.synthetic_note(1000 + page, sentences=4)
+            note = synth.synthetic_note(first_seed + page, sentences=4)
             image = synth.render_page(
                 note, font=fonts[page % len(fonts)], rotation_deg=(page % 5 - 2) * 0.5, noise=5.0, blur=0.4, seed=page
             )
@@ -127,8 +148,13 @@ def make_corpus(dest: Path, total_pages: int) -> list[Doc]:
 
 
 def search_word(docs: list[Doc]) -> tuple[str, int]:
-    """The most common word of 6+ letters that is in at least two files (and not in all), and in how many."""
+    """The most common word of 6+ letters that is in at least two files (and not in all), and in how many; for
+    one file, the most common such word of its pages."""
     in_files: collections.Counter[str] = collections.Counter()
+    if len(docs) == 1:
+        in_files.update(w.lower() for w in synth.note_words(docs[0].lines, min_len=6))
+        word, _count = sorted(in_files.items(), key=lambda item: (-item[1], item[0]))[0]
+        return word, 1
     for doc in docs:
         in_files.update({w.lower() for w in synth.note_words(doc.lines, min_len=6)})
     ranked = sorted(in_files.items(), key=lambda item: (-item[1], item[0]))
@@ -182,9 +208,17 @@ def version(cmd: list[str]) -> str:
 # --- runs -------------------------------------------------------------------
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this script's finished child processes and theirs: a figure the other load
+    on a shared machine hardly changes, shown beside each run's wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_ocrmypdf_cli(exe: Path, docs: list[Doc], out: Path, jobs: int, extra: list[str], log: list[str]) -> Timing:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    cpu = children_cpu()
     start = time.perf_counter()
     for doc in docs:
         proc = subprocess.run(
@@ -196,13 +230,14 @@ def run_ocrmypdf_cli(exe: Path, docs: list[Doc], out: Path, jobs: int, extra: li
         if proc.returncode != 0:
             raise SystemExit(f"ocrmypdf failed on {doc.path.name} (exit {proc.returncode}):\n{proc.stderr}")
         log.extend(line for line in proc.stderr.splitlines() if re.search(r"ghostscript|pdf/a", line, re.IGNORECASE))
-    return Timing(time.perf_counter() - start)
+    return Timing(time.perf_counter() - start, {"cpu": children_cpu() - cpu})
 
 
 def run_ocrmypdf_api(python: Path, docs: list[Doc], out: Path, jobs: int) -> Timing:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     pairs = [str(p) for doc in docs for p in (doc.path, out / doc.path.name)]
+    cpu = children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(
         [str(python), "-c", API_CHILD, str(jobs), *pairs], capture_output=True, text=True, check=False
@@ -211,23 +246,47 @@ def run_ocrmypdf_api(python: Path, docs: list[Doc], out: Path, jobs: int) -> Tim
     if proc.returncode != 0:
         raise SystemExit(f"ocrmypdf.ocr failed (exit {proc.returncode}):\n{proc.stderr}")
     warm = float(json.loads(proc.stdout.strip().splitlines()[-1])["seconds"])
-    return Timing(warm, {"with interpreter start-up": total})
+    return Timing(warm, {"with interpreter start-up": total, "cpu (with start-up)": children_cpu() - cpu})
 
 
 def scanarchive(*args: str) -> list[str]:
     return [sys.executable, "-m", "scanarchive", *args]
 
 
-def run_scanarchive(docs: list[Doc], work: Path, jobs: int, kdf: float, word: str) -> Timing:
-    """A fresh archive (not timed), then ingest + one search (timed)."""
+def package_env(package: Path | None) -> tuple[dict[str, str] | None, Path | None]:
+    """(environment, working folder) to run scanarchive from the package in `package`/scanarchive (None: the
+    working tree's). `python -m` puts the current folder first on sys.path, so it runs there too."""
+    if package is None:
+        return None, None
+    return dict(os.environ, PYTHONPATH=str(package)), package
+
+
+def check_package(package: Path) -> None:
+    env, cwd = package_env(package)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import scanarchive; print(scanarchive.__file__)"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if not probe.startswith(str(package.resolve())):
+        raise SystemExit(f"--baseline {package}: its scanarchive is not the one imported ({probe or 'none'})")
+
+
+def run_scanarchive(
+    docs: list[Doc], work: Path, jobs: int, kdf: float, word: str, package: Path | None = None
+) -> Timing:
+    """A fresh archive (not timed), then ingest + one search (timed); with `package`, that package's code."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    env, cwd = package_env(package)
     archive, secret, drop = work / "archive", work / "passphrase", work / "drop"
     secret.write_text(PASSPHRASE)
     secret.chmod(0o600)  # a passphrase file others can read is refused
-    secret.chmod(0o600)
     init = scanarchive("--archive", str(archive), "init", "--passphrase-file", str(secret), "--kdf-seconds", str(kdf))
-    subprocess.run(init, check=True, capture_output=True)
+    subprocess.run(init, check=True, capture_output=True, env=env, cwd=cwd)
     drop.mkdir()
     files = []
     for doc in docs:  # ingest removes its sources: give it copies
@@ -235,12 +294,15 @@ def run_scanarchive(docs: list[Doc], work: Path, jobs: int, kdf: float, word: st
         shutil.copyfile(doc.path, copy)
         files.append(str(copy))
 
+    cpu = children_cpu()
     start = time.perf_counter()
     ingest = subprocess.run(
         scanarchive("--archive", str(archive), "ingest", "--json", "--jobs", str(jobs), *files),
         capture_output=True,
         text=True,
         check=False,
+        env=env,
+        cwd=cwd,
     )
     ingested = time.perf_counter()
     search = subprocess.run(
@@ -250,6 +312,8 @@ def run_scanarchive(docs: list[Doc], work: Path, jobs: int, kdf: float, word: st
         capture_output=True,
         text=True,
         check=False,
+        env=env,
+        cwd=cwd,
     )
     end = time.perf_counter()
 
@@ -261,7 +325,15 @@ def run_scanarchive(docs: list[Doc], work: Path, jobs: int, kdf: float, word: st
     if search.returncode != 0:
         raise SystemExit(f"scanarchive search failed (exit {search.returncode}):\n{search.stderr}")
     records = {hit["record_id"] for hit in json.loads(search.stdout)["results"]}
-    return Timing(end - start, {"ingest": ingested - start, "search": end - ingested, "hits": float(len(records))})
+    return Timing(
+        end - start,
+        {
+            "ingest": ingested - start,
+            "search": end - ingested,
+            "cpu": children_cpu() - cpu,
+            "hits": float(len(records)),
+        },
+    )
 
 
 def ocrmypdf_quality(docs: list[Doc], out: Path, word: str) -> tuple[float, int]:
@@ -280,9 +352,26 @@ def ocrmypdf_quality(docs: list[Doc], out: Path, word: str) -> tuple[float, int]
 # --- report -----------------------------------------------------------------
 
 
+def cpu_seconds(t: Timing) -> float:
+    return t.detail.get("cpu", t.detail.get("cpu (with start-up)", 0.0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=24, help="pages in the corpus (default 24)")
+    parser.add_argument(
+        "--one-pdf",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the corpus is ONE PDF of N pages instead (replaces --pages)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also run scanarchive from DIR/scanarchive (e.g. a git worktree of HEAD) as scanarchive-base",
+    )
     parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), help="default: cores")
     parser.add_argument("--repeats", type=int, default=2, help="rounds, each running every variant once")
     parser.add_argument(
@@ -292,10 +381,23 @@ def main() -> None:
     )
     parser.add_argument("--ocrmypdf-venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--ocrmypdf-spec", default="ocrmypdf", help="pip requirement used if the venv is missing")
-    parser.add_argument("--kdf-seconds", type=float, default=0.05, help="archive unlock cost (init --kdf-seconds)")
+    parser.add_argument(
+        "--kdf-seconds",
+        type=float,
+        help="archive unlock cost (init --kdf-seconds); default 0.05, with --one-pdf init's own default 0.75",
+    )
     args = parser.parse_args()
+    if args.one_pdf < 0:
+        parser.error("--one-pdf must be at least 1")
+    if args.one_pdf:
+        args.pages = args.one_pdf
+    if args.kdf_seconds is None:
+        args.kdf_seconds = INIT_KDF_SECONDS if args.one_pdf else 0.05
     if args.pages < 1 or args.jobs < 1 or args.repeats < 1:
         parser.error("--pages, --jobs and --repeats must be at least 1")
+    if args.baseline is not None:
+        args.baseline = args.baseline.resolve()
+        check_package(args.baseline)
     variants = ["ocrmypdf"] + [v for v in args.baselines.split(",") if v and v != "ocrmypdf"]
     unknown = set(variants) - {"ocrmypdf", "ocrmypdf-pdf", "ocrmypdf-api"}
     if unknown:
@@ -311,7 +413,11 @@ def main() -> None:
         f"Ghostscript {version([gs, '--version'])}",
         version(scanarchive("--version")),
     ]
-    runs = [*variants, "scanarchive"]
+    if args.baseline is not None:
+        env, cwd = package_env(args.baseline)
+        proc = subprocess.run(scanarchive("--version"), capture_output=True, text=True, env=env, cwd=cwd, check=False)
+        versions.append(f"baseline {(proc.stdout or '?').strip()} from {args.baseline}")
+    runs = [*variants, *(["scanarchive-base"] if args.baseline else []), "scanarchive"]
     times: dict[str, list[Timing]] = {name: [] for name in runs}
     gs_log: list[str] = []
 
@@ -319,7 +425,7 @@ def main() -> None:
         work = Path(tmp)
         (work / "corpus").mkdir()
         started = time.perf_counter()
-        docs = make_corpus(work / "corpus", args.pages)
+        docs = make_corpus(work / "corpus", args.pages, one_pdf=bool(args.one_pdf))
         generated = time.perf_counter() - started
         pages = sum(doc.pages for doc in docs)
         size_mb = sum(doc.path.stat().st_size for doc in docs) / 1e6
@@ -334,7 +440,7 @@ def main() -> None:
             f"jobs={args.jobs} (cores: {len(os.sched_getaffinity(0))}); rounds={args.repeats}, order per round: "
             f"{' -> '.join(runs)}; archive unlock (init --kdf-seconds) {args.kdf_seconds} s"
         )
-        print(f"{'round':<6}{'run':<15}{'seconds':>9}{'pages/s':>9}  notes", flush=True)
+        print(f"{'round':<6}{'run':<17}{'seconds':>9}{'pages/s':>9}  notes", flush=True)
 
         quality: tuple[float, int] | None = None
         for rnd in range(1, args.repeats + 1):
@@ -347,19 +453,22 @@ def main() -> None:
                     t = run_ocrmypdf_cli(exe, docs, work / "out-pdf", args.jobs, ["--output-type", "pdf"], [])
                 elif name == "ocrmypdf-api":
                     t = run_ocrmypdf_api(exe.parent / "python", docs, work / "out-api", args.jobs)
+                elif name == "scanarchive-base":
+                    t = run_scanarchive(docs, work / "base", args.jobs, args.kdf_seconds, word, args.baseline)
                 else:
                     t = run_scanarchive(docs, work / "scanarchive", args.jobs, args.kdf_seconds, word)
                 times[name].append(t)
                 notes = ", ".join(f"{k} {v:.0f}" if k == "hits" else f"{k} {v:.1f} s" for k, v in t.detail.items())
-                print(f"{rnd:<6}{name:<15}{t.seconds:>9.1f}{pages / t.seconds:>9.2f}  {notes}", flush=True)
+                print(f"{rnd:<6}{name:<17}{t.seconds:>9.1f}{pages / t.seconds:>9.2f}  {notes}", flush=True)
 
     median = {name: statistics.median(t.seconds for t in ts) for name, ts in times.items()}
     sa = median["scanarchive"]
     print()
     print(f"median of {args.repeats} round(s):")
-    print(f"{'run':<15}{'seconds':>9}{'pages/s':>9}{'scanarchive / this':>21}")
+    cpu = {name: statistics.median(cpu_seconds(t) for t in ts) for name, ts in times.items()}
+    print(f"{'run':<17}{'seconds':>9}{'pages/s':>9}{'scanarchive / this':>21}{'CPU s':>8}")
     for name in runs:
-        print(f"{name:<15}{median[name]:>9.1f}{pages / median[name]:>9.2f}{median[name] / sa:>20.2f}x")
+        print(f"{name:<17}{median[name]:>9.1f}{pages / median[name]:>9.2f}{median[name] / sa:>20.2f}x{cpu[name]:>8.1f}")
     paired = [o.seconds / s.seconds for o, s in zip(times["ocrmypdf"], times["scanarchive"], strict=True)]
     ratio = median["ocrmypdf"] / sa
     verdict = "met" if ratio >= TARGET else "MISSED"
@@ -367,8 +476,20 @@ def main() -> None:
         f"\nscanarchive / OCRmyPDF (default CLI): {ratio:.2f}x  (target >= {TARGET}x: {verdict}); "
         f"per round: {', '.join(f'{r:.2f}x' for r in paired)}"
     )
+    print(
+        f"CPU seconds (all processes, user + system; hardly changed by other load): OCRmyPDF {cpu['ocrmypdf']:.1f}, "
+        f"scanarchive {cpu['scanarchive']:.1f}; with {len(os.sched_getaffinity(0))} cores no run can take less "
+        f"than its CPU seconds / cores"
+    )
     if "ocrmypdf-api" in median:
         print(f"scanarchive / OCRmyPDF (warm API, strictest): {median['ocrmypdf-api'] / sa:.2f}x")
+    if "scanarchive-base" in median:
+        base = [b.seconds / s.seconds for b, s in zip(times["scanarchive-base"], times["scanarchive"], strict=True)]
+        was = median["ocrmypdf"] / median["scanarchive-base"]
+        print(
+            f"working tree / baseline ({args.baseline}): {median['scanarchive-base'] / sa:.2f}x faster "
+            f"(per round: {', '.join(f'{r:.2f}x' for r in base)}); the baseline / OCRmyPDF: {was:.2f}x"
+        )
     skipped = sum("skipping ghostscript" in line.lower() for line in gs_log)
     files_run = len(docs) * args.repeats
     if skipped == files_run:
@@ -376,10 +497,12 @@ def main() -> None:
     else:
         how = f"Ghostscript PDF/A conversion was run on {files_run - skipped} of {files_run} files"
     print(f"PDF/A: {how}; ocrmypdf-pdf (--output-type pdf) is the variant without any PDF/A step")
-    sa_ingest = statistics.median(t.detail["ingest"] for t in times["scanarchive"])
-    sa_search = statistics.median(t.detail["search"] for t in times["scanarchive"])
+    for name in ("scanarchive-base", "scanarchive"):
+        if name in times:
+            sa_ingest = statistics.median(t.detail["ingest"] for t in times[name])
+            sa_search = statistics.median(t.detail["search"] for t in times[name])
+            print(f"{name} split: ingest {sa_ingest:.1f} s, search (unlock + index sync + query) {sa_search:.1f} s")
     hits = int(statistics.median(t.detail["hits"] for t in times["scanarchive"]))
-    print(f"scanarchive split: ingest {sa_ingest:.1f} s, search (unlock + index sync + query) {sa_search:.1f} s")
     if quality is not None:
         recall, found = quality
         print(
