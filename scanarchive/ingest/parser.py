@@ -62,9 +62,7 @@ def read_paths() -> list[str]:
     tessdata = os.environ.get("TESSDATA_PREFIX")
     if tessdata:
         paths.append(tessdata)
-    models = os.environ.get(rapidocr.MODELS_ENV, "").strip()  # other RapidOCR models (bench/recall_real.py)
-    if models and models != rapidocr.BUILTIN:  # the shipped ones are in the package, granted above
-        paths += [os.path.dirname(os.path.abspath(p)) for p in models.split(os.pathsep) if p.strip()]
+    paths += rapidocr.model_folders()  # other RapidOCR models (bench/recall_real.py); the shipped ones: above
     resolved = paths + [os.path.realpath(p) for p in paths]
     return sorted(set(resolved))
 

@@ -163,19 +163,21 @@ def custom_models() -> Models | None:
     return Models(*(os.path.abspath(p) for p in parts))
 
 
+def model_folders() -> list[str]:
+    """The folders of the files :data:`MODELS_ENV` names, unchecked (custom_models checks them), for the parser
+    sandbox's read grants; none for the shipped or the built-in models (the Python import path is granted)."""
+    value = os.environ.get(MODELS_ENV, "").strip()
+    if not value or value == BUILTIN:
+        return []
+    return [os.path.dirname(os.path.abspath(p)) for p in value.split(os.pathsep) if p.strip()]
+
+
 def _digest(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-_sha256 = functools.lru_cache(maxsize=8)(_digest)  # for the engine name recorded with each page
-
-
-def _fingerprint(path: str) -> str:
-    return _sha256(path)[:12]
+_sha256 = functools.lru_cache(maxsize=8)(_digest)  # other models' digests, for the engine name of each page
 
 
 @functools.lru_cache(maxsize=4)
@@ -186,8 +188,10 @@ def _version(models: Models | None) -> str:
         name = "rapidocr (unknown version)"
     if models is None:
         return name
-    label = "PP-OCRv5 mobile, " if models == shipped_models() else ""
-    return f"{name} (models {label}det {_fingerprint(models.det)}, rec {_fingerprint(models.rec)})"
+    if models == shipped_models():  # checked against these digests already: no second read of 21 MB
+        det, rec = SHIPPED_SHA256["det.onnx"], SHIPPED_SHA256["rec.onnx"]
+        return f"{name} (models PP-OCRv5 mobile, det {det[:12]}, rec {rec[:12]})"
+    return f"{name} (models det {_sha256(models.det)[:12]}, rec {_sha256(models.rec)[:12]})"
 
 
 def version() -> str:
