@@ -18,7 +18,7 @@ Each line image is given, alone, to every recogniser, side by side in one run:
 
 CER = edit distance / length of the transcription, summed over all lines
 (so long lines weigh more), two ways: `exact` (case and accents count) and
-`search` (lower case, accents removed, runs of spaces as one: what the search
+`search` (case and accents set aside, runs of spaces as one: what the search
 index compares). Also the share of the transcription's words of >= 4 letters
 that the line's reading contains exactly (`words`), the quantity search lives
 on. Nothing is tuned on these lines; no threshold here was chosen on them.
@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scanarchive.ocr.merge import fold  # noqa: E402
 from scanarchive.sandbox import NO_TELEMETRY  # noqa: E402
 
 os.environ.update(NO_TELEMETRY)
@@ -52,14 +52,13 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "handwriting-dev" / "lines"
 WORD = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
 
 
-def fold(text: str) -> str:
-    """What search compares: lower case, no accents, single spaces."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+def folded(text: str) -> str:
+    """What search compares: case and accents set aside (merge.fold), single spaces."""
+    return " ".join(fold(text).split())
 
 
 def words(text: str) -> list[str]:
-    return WORD.findall(fold(text))
+    return WORD.findall(folded(text))
 
 
 @dataclass
@@ -80,7 +79,7 @@ class Score:
         read_exact = " ".join(read.split())
         self.chars += len(truth_exact)
         self.edits_exact += Levenshtein.distance(truth_exact, read_exact)
-        self.edits_search += Levenshtein.distance(fold(truth), fold(read))
+        self.edits_search += Levenshtein.distance(folded(truth), folded(read))
         expected = words(truth)
         got = set(words(read))
         self.words += len(expected)

@@ -57,7 +57,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,6 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scanarchive.ocr import rapidocr  # noqa: E402
+from scanarchive.ocr.merge import fold  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from recall import TOP, plain_fts, scanarchive_archive, scanarchive_search  # noqa: E402
@@ -104,15 +104,10 @@ def writer_of(name: str) -> str:
     return kind
 
 
-def normalise(token: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", token.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
 def words_of(text: str) -> frozenset[str]:
     out = set()
     for token in TOKEN_RE.findall(text):
-        word = normalise(token)
+        word = fold(token)
         if sum(c.isalpha() for c in word) >= 4 and not any(c.isdigit() for c in word):
             out.add(word)
     return frozenset(out)

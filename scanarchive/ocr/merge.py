@@ -47,10 +47,15 @@ def norm(text: str) -> str:
     return _EDGE.sub("", text).casefold()
 
 
+def fold(text: str) -> str:
+    """Case and accents set aside, as the search index compares words (FTS5 `remove_diacritics 2`)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def search_form(text: str) -> str:
     """A reading as the search index sees it: without surrounding punctuation, case or accents."""
-    decomposed = unicodedata.normalize("NFKD", norm(text))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return fold(_EDGE.sub("", text))
 
 
 def worth_keeping(first: str, readings: Sequence[Reading]) -> tuple[Reading, ...]:
