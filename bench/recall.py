@@ -56,6 +56,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -142,8 +144,8 @@ def truth(pages: list[tuple[Path, list[str]]]) -> tuple[list[set[str]], dict[str
 def score(
     results: dict[str, list[int]],
     queries: dict[str, set[int]],
-    words: list[set[str]],
-    only: set[int] | None = None,
+    words: Sequence[AbstractSet[str]],
+    only: AbstractSet[int] | None = None,
 ) -> tuple[float, float]:
     """Recall and precision; with `only`, recall over the (page, word) pairs of those pages and precision
     over the results of the words that are on at least one of them."""

@@ -69,7 +69,8 @@ from scanarchive.ocr import rapidocr  # noqa: E402
 from scanarchive.ocr.merge import fold  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from recall import TOP, plain_fts, scanarchive_archive, scanarchive_search  # noqa: E402
+from recall import plain_fts, scanarchive_archive, scanarchive_search  # noqa: E402
+from recall import score as recall_score  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "handwriting-dev"
 MAX_DF = 10
@@ -144,17 +145,9 @@ def queries_of(words: list[frozenset[str]]) -> tuple[dict[str, set[int]], int]:
 def score(
     results: dict[str, list[int]], queries: dict[str, set[int]], words: list[frozenset[str]], pages: set[int]
 ) -> tuple[float, float, int]:
-    pairs = found = returned = right = 0
-    for word, relevant in queries.items():
-        mine = relevant & pages
-        if not mine:
-            continue
-        hits = results.get(word, [])[:TOP]
-        pairs += len(mine)
-        found += len(mine & set(hits))
-        returned += len(hits)
-        right += sum(word in words[h] for h in hits)
-    return found / max(1, pairs), right / max(1, returned), pairs
+    """bench/recall.py's recall and precision over the (page, word) pairs of `pages`, and how many pairs."""
+    recall, precision = recall_score(results, queries, words, pages)
+    return recall, precision, sum(len(relevant & pages) for relevant in queries.values())
 
 
 def tesseract_whole_page(
